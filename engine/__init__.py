@@ -1,0 +1,1 @@
+"""StyleGallery engine: all computation (models, the three stages, caching). Never imports Qt."""

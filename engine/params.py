@@ -1,0 +1,143 @@
+"""Every number of the method as a named, frozen parameter, with the defaults of ../shared/SPEC.md.
+
+Where the authors' reference code has a quirk, the default reproduces it and a cleaner variant is a
+documented option. `settings_key()` gives a stable dict for cache keys.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+DEFAULT_SD_SOURCE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+DEFAULT_DINOV2_SOURCE = "facebook/dinov2-base"
+DEPTH_SOURCES = {
+    "large": "depth-anything/Depth-Anything-V2-Large-hf",
+    "small": "depth-anything/Depth-Anything-V2-Small-hf",
+}
+LCM_LORA_SOURCE = "latent-consistency/lcm-lora-sdv1-5"
+HYPER_SD_SOURCE = "ByteDance/Hyper-SD"
+HYPER_SD_WEIGHT_NAME = "Hyper-SD15-4steps-lora.safetensors"
+VAE_SCALING_FACTOR = 0.18215
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the models come from. `sd` is a hub id, a local diffusers folder or a single-file checkpoint."""
+
+    sd: str = DEFAULT_SD_SOURCE
+    dinov2: str = DEFAULT_DINOV2_SOURCE
+    depth: str = DEPTH_SOURCES["large"]
+    offline: bool = False  # never touch the network; only local files and the HF cache
+    allow_pickle: bool = False  # .ckpt/.pt checkpoints run arbitrary code when loaded: opt-in only
+
+
+@dataclass(frozen=True)
+class Stage1Params:
+    """Stage 1: semantic region segmentation (SPEC "Preprocessing" and "Stage 1")."""
+
+    image_size: int = 512  # latent branch resize (bicubic, aspect not kept)
+    inversion_steps: int = 15  # DDIM inversion steps, t_i = 1 + stride * i
+    inversion_stride: int = 66
+    feature_block: int = 2  # capture the output of unet.up_blocks[feature_block] (after its upsampler)
+    time_weight_sharpness: float = 5.0  # w_i = 1 / (1 + exp(sharpness * (i / steps - centre)))
+    time_weight_centre: float = 0.7
+    seed: int = 42  # PCA and k-means seed
+    pca_components: int = 60
+    pca_method: Literal["lowrank", "exact"] = "lowrank"  # "lowrank" = the reference's torch.pca_lowrank call
+    k_min: int = 2
+    k_max: int = 10
+    kmeans_restarts: int = 10
+    kmeans_max_iters: int = 64
+    kmeans_tol: float = 1e-4
+    merge_threshold: float = 0.85  # latent-mean distance under which clusters merge (step 6)
+    merge_rule: Literal["reference", "union_find"] = "reference"  # "reference": attach to highest i < j
+    use_depth: bool = True
+    depth_split_threshold: float = 0.75  # 5-95 % depth span that triggers a split (step 7)
+    depth_split_min_pixels: int = 20
+    depth_split_low_quantile: float = 0.05
+    depth_split_high_quantile: float = 0.95
+    depth_norm_eps: float = 1e-6
+    remerge_latent_threshold: float = 0.35  # step 8, both strict
+    remerge_depth_threshold: float = 0.3
+    cleanup_min_size: int = 20  # 4-connected pieces under this many cells are absorbed (step 10)
+
+
+@dataclass(frozen=True)
+class MatchParams:
+    """Stage 2: clustered region matching."""
+
+    stat_weight: float = 0.25
+    sem_weight: float = 1.0
+    pos_weight: float = 0.125
+    seed: int = 42  # torch.manual_seed before building the untrained S_stat transformer
+    stat_layers: int = 8
+    stat_heads: int = 4
+    stat_mlp_ratio: int = 4
+    token_keep_threshold: int = 10  # keep a DINOv2 token when its 32x32 block holds more region pixels
+    sem_alignment: Literal["center_crop", "aligned"] = "center_crop"  # "aligned": 512 image resized to 224
+
+
+FastMode = Literal["none", "lcm", "hyper"]
+
+
+@dataclass(frozen=True)
+class Stage3Params:
+    """Stage 3: energy-guided style transfer optimisation of the latent."""
+
+    steps: int = 150  # DDIM set_timesteps(steps)
+    lr: float = 0.05
+    content_weight: float = 0.26
+    iters_per_step: int = 1
+    layers: tuple[int, ...] = (10, 11, 12, 13, 14, 15)  # self-attention layers in execution order
+    query_scale: float = 1.5
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    init_std_eps: float = 1e-8  # z0 = (C15 - mean_c) / (std_c + eps)
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    loss_scale_init: float = 2.0**16  # dynamic loss scaler for fp16 only
+    fast_mode: FastMode = "none"
+    preview_every: int = 1  # emit a latent->RGB preview every N steps (0 = never)
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class FastModeSpec:
+    """A fast mode's LoRA and schedule (SPEC "Fast modes")."""
+
+    lora: str
+    weight_name: str | None
+    scheduler: Literal["lcm", "euler_trailing"]
+    steps: int
+    iters_per_step: int
+    lr: float
+    content_weight: float
+
+
+FAST_MODES: dict[str, FastModeSpec] = {
+    "lcm": FastModeSpec(LCM_LORA_SOURCE, None, "lcm", 28, 3, 0.25, 0.33),
+    "hyper": FastModeSpec(HYPER_SD_SOURCE, HYPER_SD_WEIGHT_NAME, "euler_trailing", 28, 3, 0.15, 0.38),
+}
+
+
+def stage3_for_fast_mode(mode: FastMode, base: Stage3Params | None = None) -> Stage3Params:
+    """The Stage3Params a fast mode implies (steps, iterations, lr and content weight from SPEC)."""
+    base = base or Stage3Params()
+    if mode == "none":
+        return dataclasses.replace(base, fast_mode="none")
+    spec = FAST_MODES[mode]
+    return dataclasses.replace(base, fast_mode=mode, steps=spec.steps, iters_per_step=spec.iters_per_step,
+                               lr=spec.lr, content_weight=spec.content_weight)
+
+
+def settings_key(obj: object) -> dict:
+    """A JSON-able dict of a params dataclass, for cache keys and saved metadata."""
+    return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+

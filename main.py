@@ -1,0 +1,45 @@
+"""StyleGallery entry point: `python main.py` opens the window; `python main.py COMMAND ...` runs the CLI.
+
+Commands live in the `cli` package, one module each, imported only when used (so `analyze` never
+loads Qt and the window never waits for the CLI).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import sys
+
+COMMANDS = {
+    "gui": "cli.gui",
+    "analyze": "cli.analyze",
+    "run": "cli.run",
+    "draft": "cli.draft",
+    "screenshot": "cli.screenshot",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import importlib
+
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="stylegallery", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    modules = {}
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:  # a command whose module is not built yet
+            if exc.name != module_name:
+                raise
+            continue
+        modules[name] = module
+        module.add_parser(sub)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["gui", *argv]
+    args = parser.parse_args(argv)
+    return int(modules[args.command].run(args) or 0)
+
+
+if __name__ == "__main__":
+    multiprocessing.freeze_support()  # first thing, for frozen (PyInstaller) builds
+    sys.exit(main())
