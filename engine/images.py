@@ -1,0 +1,75 @@
+"""Opening images safely and preparing them for the method.
+
+Every image the engine reads goes through `load_image`: a pixel-count limit (decompression bombs),
+EXIF orientation, first frame of animations, any mode (alpha, CMYK, 16-bit, palette) to 8-bit RGB.
+"""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageTooLarge, ImageUnreadable
+
+MAX_PIXELS = 64_000_000  # about 8000x8000: far above any photo an artist restyles at 512
+MIN_SIDE = 8
+
+
+def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open `path` as an 8-bit RGB PIL image or raise ImageUnreadable / ImageTooLarge with a clear message."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageUnreadable(f"No image file at {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise ImageTooLarge(f"{path.name} is {width}x{height} pixels, over the limit of "
+                                        f"{max_pixels:,} pixels")
+                img.seek(0)
+                img = ImageOps.exif_transpose(img)
+                rgb = to_rgb8(img)
+    except (ImageTooLarge, ImageUnreadable):
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"{path.name} is too large to open safely ({exc})") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageUnreadable(f"{path.name} is not a readable image ({type(exc).__name__}: {exc})") from exc
+    if min(rgb.size) < MIN_SIDE:
+        raise ImageUnreadable(f"{path.name} is only {rgb.size[0]}x{rgb.size[1]} pixels; "
+                              f"at least {MIN_SIDE}x{MIN_SIDE} is needed")
+    return rgb
+
+
+def to_rgb8(img: Image.Image) -> Image.Image:
+    """Any PIL mode to 8-bit RGB; transparency is composited on white (what an artist sees in a viewer)."""
+    img.load()
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif img.mode == "F":
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        img = Image.fromarray(np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0) + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def pixel_sha256(img: Image.Image) -> str:
+    """Hash of the decoded RGB pixels and size: the same picture saved twice hashes the same."""
+    digest = hashlib.sha256(f"{img.size[0]}x{img.size[1]}".encode())
+    digest.update(np.ascontiguousarray(np.asarray(img.convert("RGB"))).tobytes())
+    return digest.hexdigest()
+
+
+def resize_to_square(img: Image.Image, size: int) -> Image.Image:
+    """The latent branch's resize: PIL bicubic to exactly size x size (aspect not kept, no crop)."""
+    return img.resize((size, size), Image.BICUBIC)
