@@ -48,3 +48,46 @@ class ProgressBar:
         for bar in self._bars.values():
             bar.close()
         self._bars.clear()
+
+
+def add_engine_args(parser) -> None:
+    """Model, device and cache options shared by every command that runs the engine."""
+    from engine.params import DEFAULT_DINOV2_SOURCE, DEFAULT_SD_SOURCE, DEPTH_SOURCES
+
+    group = parser.add_argument_group("models and device")
+    group.add_argument("--model", default=DEFAULT_SD_SOURCE,
+                       help="Stable Diffusion 1.5: hub id, diffusers folder or .safetensors file")
+    group.add_argument("--dinov2", default=DEFAULT_DINOV2_SOURCE, help="DINOv2 hub id or folder")
+    group.add_argument("--depth-model", default=DEPTH_SOURCES["large"], help="Depth Anything V2 hub id or folder")
+    group.add_argument("--offline", action="store_true", help="never touch the network (HF cache and local files only)")
+    group.add_argument("--allow-pickle", action="store_true", help="allow pickled .ckpt checkpoints (runs their code)")
+    group.add_argument("--device", default="auto", help="auto, cuda, cpu or a torch device string")
+    group.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    group.add_argument("--cache-dir", default=None, help="stage cache folder (default: the user data folder)")
+
+
+def engine_from_args(args):
+    """An Engine built from `add_engine_args` options."""
+    from pathlib import Path
+
+    from engine.api import Engine
+    from engine.params import ModelSource
+
+    source = ModelSource(sd=args.model, dinov2=args.dinov2, depth=args.depth_model, offline=args.offline,
+                         allow_pickle=args.allow_pickle)
+    return Engine(source, device=args.device, precision=args.precision,
+                  cache_dir=Path(args.cache_dir) if args.cache_dir else None)
+
+
+def parse_pin(text: str):
+    """'REGION=REF' (whole reference) or 'REGION=REF:REGION' -> Pin; references count from 0."""
+    import argparse
+
+    from engine.types import Pin
+
+    try:
+        region, target = text.split("=", 1)
+        ref, _, style_region = target.partition(":")
+        return Pin(int(region), int(ref), int(style_region) if style_region else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"pin {text!r} is not REGION=REF or REGION=REF:REGION") from None
