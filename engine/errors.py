@@ -49,6 +49,13 @@ class OutOfMemory(StyleGalleryError):
             "(attention slicing, VAE tiling, CPU offload) in Settings.")
 
 
+class DocumentUnreadable(StyleGalleryError):
+    """A saved document (gallery index, pins, history) and its backup are both damaged."""
+
+    kind = "document_unreadable"
+    hint = "Move the damaged files out of the data folder to start afresh, or repair them by hand."
+
+
 class InvalidRequest(StyleGalleryError):
     kind = "invalid_request"
 
