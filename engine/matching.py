@@ -1,0 +1,264 @@
+"""Stage 2: clustered region matching (SPEC "Stage 2").
+
+Each content region is scored against every region of every reference with
+`S = w_stat * S_stat + w_sem * S_sem + w_pos * S_pos` and takes the best pair; the artist's pins override.
+Every pair's scores are kept in the MatchTable so the GUI can show the runner-ups.
+
+- S_stat: cosine of descriptors from an untrained, seeded transformer over the region's raw F_mix vectors.
+- S_sem: cosine of the mean DINOv2 patch token over the 32x32 blocks the region covers.
+- S_pos: IoU of the two regions' enclosing circles on the label grid.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import InvalidRequest
+from .params import MatchParams
+from .types import Analysis, MatchTable, PairScore, Pin, RegionMatch
+
+
+class _ResidualBlock(nn.Module):
+    """A pre-LayerNorm transformer block. Attribute order = the reference's, so seeded weights are identical."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(width)
+        self.attn = nn.MultiheadAttention(width, heads)
+        self.ln_2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(OrderedDict([
+            ("c_fc", nn.Linear(width, width * mlp_ratio)),
+            ("gelu", nn.GELU()),
+            ("c_proj", nn.Linear(width * mlp_ratio, width)),
+        ]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.ln_1(x)
+        x = x + self.attn(y, y, y, need_weights=False)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
+class StatTransformer(nn.Module):
+    """The untrained S_stat encoder: `layers` blocks over one sequence of tokens (L, 1, width), no positions.
+
+    State-dict names (`resblocks.<i>.ln_1...`) are the reference's, so its weights file loads as is.
+    """
+
+    def __init__(self, width: int, layers: int, heads: int, mlp_ratio: int):
+        super().__init__()
+        self.resblocks = nn.Sequential(*[_ResidualBlock(width, heads, mlp_ratio) for _ in range(layers)])
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(n, width) region tokens -> (n, width) outputs."""
+        return self.resblocks(tokens[:, None, :])[:, 0, :]
+
+
+@lru_cache(maxsize=4)
+def _build_stat_transformer(seed: int, width: int, layers: int, heads: int, mlp_ratio: int) -> StatTransformer:
+    # fork_rng: the seed must give the reference's weights without disturbing the caller's global generator.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = StatTransformer(width, layers, heads, mlp_ratio)
+    return model.float().eval().requires_grad_(False)
+
+
+def stat_transformer(width: int, params: MatchParams = MatchParams()) -> StatTransformer:
+    """The seeded, untrained transformer for F_mix features of `width` channels (fp32, CPU, cached per process).
+
+    Built right after `torch.manual_seed(params.seed)` with PyTorch's default initialisation, as the reference does;
+    one instance serves the content and all references, so their descriptors live in the same random space.
+    """
+    return _build_stat_transformer(params.seed, width, params.stat_layers, params.stat_heads, params.stat_mlp_ratio)
+
+
+@dataclass(frozen=True)
+class RegionGeometry:
+    """Where a region lies: its cell count, enclosing circle on the label grid, and the DINOv2 tokens it keeps.
+
+    centre is the mean (row, col) of its cells; radius the largest distance from it, in cells.
+    kept_tokens are row-major token indices whose image block holds more than the threshold of region pixels.
+    """
+
+    region: int
+    pixels: int
+    centre: tuple[float, float]
+    radius: float
+    kept_tokens: np.ndarray
+
+
+def region_geometry(labels: np.ndarray, region: int, image_size: int = 512, token_grid: int = 16,
+                    keep_threshold: int = 10) -> RegionGeometry:
+    """Geometry of `region` in a label map; the mask is nearest-upsampled to `image_size` and cut into
+    `token_grid` x `token_grid` blocks, as the reference compares it with DINOv2's patch grid."""
+    mask = labels == region
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        raise InvalidRequest(f"Region {region} does not occur in the label map")
+    centre = (float(rows.mean()), float(cols.mean()))
+    radius = float(np.sqrt((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2).max())
+    return RegionGeometry(int(region), int(rows.size), centre, radius,
+                          kept_token_indices(mask, image_size, token_grid, keep_threshold))
+
+
+def kept_token_indices(mask: np.ndarray, image_size: int, token_grid: int, keep_threshold: int) -> np.ndarray:
+    """Row-major indices of the image blocks with more than `keep_threshold` region pixels at `image_size`."""
+    height, width = mask.shape
+    if image_size % height or image_size % width or image_size % token_grid:
+        raise InvalidRequest(f"A {height}x{width} label map cannot be upsampled to {image_size} px and cut into "
+                             f"{token_grid}x{token_grid} blocks")
+    up = np.repeat(np.repeat(mask, image_size // height, axis=0), image_size // width, axis=1)
+    block = image_size // token_grid
+    counts = up.reshape(token_grid, block, token_grid, block).sum(axis=(1, 3))
+    return np.flatnonzero(counts.reshape(-1) > keep_threshold)
+
+
+def circle_iou(centre_a: tuple[float, float], radius_a: float, centre_b: tuple[float, float],
+               radius_b: float) -> float:
+    """Exact intersection-over-union of two discs (lens area for partial overlap)."""
+    d = math.dist(centre_a, centre_b)
+    ra, rb = radius_a, radius_b
+    area_a, area_b = math.pi * ra * ra, math.pi * rb * rb
+    if d >= ra + rb:
+        inter = 0.0
+    elif d <= abs(ra - rb):
+        inter = math.pi * min(ra, rb) ** 2
+    else:
+        cos_a = max(-1.0, min(1.0, (d * d + ra * ra - rb * rb) / (2 * d * ra)))
+        cos_b = max(-1.0, min(1.0, (d * d + rb * rb - ra * ra) / (2 * d * rb)))
+        kite = 0.5 * math.sqrt(max(0.0, (-d + ra + rb) * (d + ra - rb) * (d - ra + rb) * (d + ra + rb)))
+        inter = ra * ra * math.acos(cos_a) + rb * rb * math.acos(cos_b) - kite
+    union = area_a + area_b - inter
+    return inter / union if union > 0 else 0.0
+
+
+def cosine(a: np.ndarray, b: np.ndarray, eps: float = 1e-8) -> float:
+    """Cosine similarity in float64; 0 (not NaN) when either vector is zero."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b) / max(norm, eps)
+
+
+def stat_descriptor(model: StatTransformer, fmix: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """[mean of outputs over the region || per-channel unbiased variance over ALL grid positions of the output
+    map with zeros outside the region, / n] (the reference's quirk, kept as the default). fmix: (C, H, W)."""
+    channels = fmix.shape[0]
+    flat = torch.from_numpy(np.ascontiguousarray(fmix, dtype=np.float32).reshape(channels, -1).T)
+    keep = torch.from_numpy(mask.reshape(-1))
+    n = int(keep.sum())
+    with torch.inference_mode():
+        out = model(flat[keep])
+        full = torch.zeros_like(flat)
+        full[keep] = out
+        desc = torch.cat([out.mean(dim=0), full.var(dim=0, correction=1) / n])
+    return desc.numpy()
+
+
+def sem_descriptor(tokens: np.ndarray, kept: np.ndarray) -> np.ndarray | None:
+    """Mean of the kept DINOv2 tokens, or None when the region keeps none."""
+    if kept.size == 0:
+        return None
+    return torch.from_numpy(np.ascontiguousarray(tokens[kept], dtype=np.float32)).mean(dim=0).numpy()
+
+
+@dataclass(frozen=True)
+class RegionDescriptor:
+    """Everything stage 2 needs to know about one region (also what the parity test compares)."""
+
+    geometry: RegionGeometry
+    stat: np.ndarray
+    sem: np.ndarray | None
+
+
+def describe_regions(analysis: Analysis, tokens: np.ndarray, params: MatchParams,
+                     model: StatTransformer | None = None) -> dict[int, RegionDescriptor]:
+    """Descriptors of every region of one image, ascending id. tokens: (T, D) DINOv2 patch tokens, no CLS."""
+    token_grid = math.isqrt(tokens.shape[0])
+    if token_grid * token_grid != tokens.shape[0]:
+        raise InvalidRequest(f"Expected a square grid of DINOv2 patch tokens, got {tokens.shape[0]}")
+    if model is None:
+        model = stat_transformer(analysis.fmix.shape[0], params)
+    result = {}
+    for region in analysis.region_ids:
+        geometry = region_geometry(analysis.labels, region, analysis.params.image_size, token_grid,
+                                   params.token_keep_threshold)
+        result[region] = RegionDescriptor(geometry, stat_descriptor(model, analysis.fmix, analysis.labels == region),
+                                          sem_descriptor(tokens, geometry.kept_tokens))
+    return result
+
+
+def score_pair(content: RegionDescriptor, style: RegionDescriptor, params: MatchParams) -> tuple[float, ...]:
+    """(S_stat, S_sem, S_pos, S) of one candidate pair."""
+    s_stat = cosine(content.stat, style.stat)
+    s_sem = 0.0 if content.sem is None or style.sem is None else cosine(content.sem, style.sem)
+    s_pos = circle_iou(content.geometry.centre, content.geometry.radius, style.geometry.centre,
+                       style.geometry.radius)
+    score = params.stat_weight * s_stat + params.sem_weight * s_sem + params.pos_weight * s_pos
+    return s_stat, s_sem, s_pos, score
+
+
+def match_regions(content: Analysis, content_tokens: np.ndarray, references: Sequence[Analysis],
+                  reference_tokens: Sequence[np.ndarray], params: MatchParams = MatchParams(),
+                  pins: Iterable[Pin] = ()) -> MatchTable:
+    """Score every (content region, reference, reference region) pair and pick each content region's best.
+
+    Candidates are visited in reference order, then ascending region id; a later pair replaces the best only
+    when strictly greater, so the first best wins ties. Many content regions may share one reference region.
+    """
+    if not references:
+        raise InvalidRequest("Matching needs at least one reference image")
+    if len(references) != len(reference_tokens):
+        raise InvalidRequest(f"{len(references)} references but {len(reference_tokens)} DINOv2 token arrays")
+    widths = {a.fmix.shape[0] for a in (content, *references)}
+    if len(widths) != 1:
+        raise InvalidRequest(f"F_mix widths differ between images ({sorted(widths)}): analyse them with one model")
+    model = stat_transformer(widths.pop(), params)
+    content_desc = describe_regions(content, content_tokens, params, model)
+    style_descs = [describe_regions(ref, tok, params, model) for ref, tok in zip(references, reference_tokens)]
+    pairs: list[PairScore] = []
+    matches: dict[int, RegionMatch] = {}
+    for c_id, c_desc in content_desc.items():
+        best: PairScore | None = None
+        for style_index, descs in enumerate(style_descs):
+            for s_id, s_desc in descs.items():
+                pair = PairScore(c_id, style_index, s_id, *score_pair(c_desc, s_desc, params))
+                pairs.append(pair)
+                if best is None or pair.score > best.score:
+                    best = pair
+        matches[c_id] = RegionMatch(c_id, best.style_index, best.style_region, best.score)
+    return apply_pins(MatchTable(pairs, matches, params), pins)
+
+
+def apply_pins(table: MatchTable, pins: Iterable[Pin]) -> MatchTable:
+    """A new table where each pinned content region takes its pinned (reference, region); later pins win.
+
+    `style_region` None pins the whole reference (a style mask of all ones). Unknown ids raise InvalidRequest.
+    """
+    regions_of: dict[int, set[int]] = {}
+    scores = {}
+    for pair in table.pairs:
+        regions_of.setdefault(pair.style_index, set()).add(pair.style_region)
+        scores[pair.content_region, pair.style_index, pair.style_region] = pair.score
+    matches = dict(table.matches)
+    for pin in pins:
+        if pin.content_region not in matches:
+            raise InvalidRequest(f"Pin for content region {pin.content_region}, which does not exist "
+                                 f"(content regions: {sorted(matches)})")
+        if pin.style_index not in regions_of:
+            raise InvalidRequest(f"Pin for content region {pin.content_region} names reference {pin.style_index}, "
+                                 f"but there are {len(regions_of)} references (0..{len(regions_of) - 1})")
+        if pin.style_region is not None and pin.style_region not in regions_of[pin.style_index]:
+            raise InvalidRequest(f"Pin for content region {pin.content_region} names region {pin.style_region} of "
+                                 f"reference {pin.style_index}, which has regions {sorted(regions_of[pin.style_index])}")
+        score = scores.get((pin.content_region, pin.style_index, pin.style_region))
+        matches[pin.content_region] = RegionMatch(pin.content_region, pin.style_index, pin.style_region, score,
+                                                  pinned=True)
+    return dataclasses.replace(table, matches=dict(sorted(matches.items())))
