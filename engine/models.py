@@ -1,0 +1,306 @@
+"""Loading the three models the method needs: Stable Diffusion 1.5, DINOv2 and Depth Anything.
+
+Every source is first resolved to a local folder or file (a hub id through huggingface_hub's cache, downloading
+only the files the engine reads), so the loading code below is the same for every kind of source and is exercised
+by the tests with tiny on-disk models; only `_hub_snapshot` can touch the network.
+
+SD sources: a hub id, a local diffusers folder, or a single-file checkpoint (`.safetensors`; pickled `.ckpt`,
+`.pt`, `.pth`, `.bin` files only with `ModelSource.allow_pickle`, since unpickling runs code). A single file
+carries weights only: its configs and tokenizer come from `ModelSource.single_file_config` and its scheduler is
+SD1.5's DDIM (SPEC "Models"). No safety checker is ever loaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import torch
+
+from .errors import ModelMissing, UnsafeCheckpoint
+from .params import ModelSource
+from .types import EventCallback, StepEvent
+
+# SPEC "Models": the DDIM configuration of SD1.5 (used when a source has no scheduler config of its own).
+SD15_DDIM_CONFIG: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "trained_betas": None,
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "prediction_type": "epsilon",
+    "timestep_spacing": "leading",
+}
+
+SAFE_SUFFIXES = (".safetensors",)
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+SD_MODEL_COMPONENTS = ("unet", "vae", "text_encoder")
+
+# Only what the engine reads: fp32 safetensors weights, configs, tokenizer (never fp16 duplicates, .bin or ONNX).
+SD_HUB_FILES = ["model_index.json", "scheduler/scheduler_config.json", "tokenizer/*",
+                "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+                "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+                "text_encoder/config.json", "text_encoder/model.safetensors"]
+SD_CONFIG_HUB_FILES = ["model_index.json", "scheduler/scheduler_config.json", "tokenizer/*", "*/config.json"]
+TRANSFORMERS_HUB_FILES = ["config.json", "preprocessor_config.json", "model.safetensors"]
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+SourceKind = Literal["hub", "folder", "single_file"]
+
+
+@dataclass
+class SDModels:
+    """SD1.5's components in eval mode with gradients off (stage 3 differentiates w.r.t. the latent only)."""
+
+    unet: Any
+    vae: Any
+    text_encoder: Any
+    tokenizer: Any
+    scheduler_config: dict
+    model_id: str
+
+    def ddim_scheduler(self):
+        """A fresh DDIMScheduler (it has state: `set_timesteps`), from this model's scheduler config."""
+        from diffusers import DDIMScheduler
+
+        return DDIMScheduler.from_config(self.scheduler_config)
+
+
+def source_kind(source: str) -> SourceKind:
+    """What a source string names. An existing path wins over a hub id of the same spelling."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return "folder"
+    if path.suffix.lower() in SAFE_SUFFIXES + PICKLE_SUFFIXES:
+        return "single_file"
+    if _HUB_ID.match(source) and not path.is_absolute() and not source.startswith((".", "~")):
+        return "hub"
+    return "folder"
+
+
+def is_offline(source: ModelSource) -> bool:
+    """Offline when the source says so or huggingface_hub's own switch is set."""
+    return source.offline or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _download_progress(on_event: EventCallback | None, label: str):
+    """A tqdm class that forwards huggingface_hub's download progress as "download" StepEvents."""
+    from tqdm.auto import tqdm
+
+    class EventTqdm(tqdm):
+        def update(self, n=1):
+            shown = super().update(n)
+            if on_event is not None:
+                on_event(StepEvent("download", int(self.n), int(self.total or 0), message=f"Downloading {label}"))
+            return shown
+
+    return EventTqdm
+
+
+def _hub_snapshot(repo_id: str, patterns: list[str], offline: bool, on_event: EventCallback | None,
+                  what: str) -> Path:
+    """The local snapshot folder of `repo_id` (downloading the `patterns` files unless offline)."""
+    from huggingface_hub import snapshot_download
+
+    if on_event is not None and not offline:
+        on_event(StepEvent("download", 0, 0, message=f"Checking {repo_id} ({what})"))
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=offline,
+                                      tqdm_class=_download_progress(on_event, repo_id)))
+    except Exception as exc:  # huggingface_hub raises many kinds (HTTP, offline, not cached): all mean "not here"
+        where = "in the local Hugging Face cache" if offline else "on the Hugging Face hub or in the local cache"
+        raise ModelMissing(
+            f"{what} '{repo_id}' was not found {where} ({type(exc).__name__})",
+            hint=("Connect to the internet once so it can be downloaded, or point the model setting at a local "
+                  "folder or file." if offline else
+                  "Check the id and your connection, or point the model setting at a local folder or file."),
+        ) from exc
+
+
+def _weights_file(folder: Path, component: str, allow_pickle: bool, what: str) -> dict:
+    """Checks a component folder has a config and weights; returns the from_pretrained keyword for its variant."""
+    if not (folder / "config.json").is_file():
+        raise ModelMissing(f"{what}: '{component}' has no config.json in {folder}",
+                           hint="The folder must be a complete diffusers/transformers model folder.")
+    safe = sorted(p.name for p in folder.glob("*.safetensors"))
+    if safe:
+        fp16_only = all(".fp16." in name for name in safe)
+        return {"variant": "fp16"} if fp16_only else {}
+    if any(folder.glob("*.bin")):
+        if not allow_pickle:
+            raise UnsafeCheckpoint(f"{what}: '{component}' in {folder} has only pickled .bin weights")
+        return {}
+    raise ModelMissing(f"{what}: '{component}' has no weights (.safetensors) in {folder}",
+                       hint="Copy the model folder again completely, or download it again.")
+
+
+def _check_tokenizer(folder: Path, what: str) -> None:
+    if not ((folder / "tokenizer.json").is_file() or
+            ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file())):
+        raise ModelMissing(f"{what}: 'tokenizer' (vocab.json + merges.txt or tokenizer.json) is missing in {folder}",
+                           hint="The folder must be a complete diffusers Stable Diffusion folder.")
+
+
+def _frozen(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    module.requires_grad_(False)
+    return module.to(device).eval()
+
+
+def _scheduler_config(folder: Path | None) -> dict:
+    """The folder's scheduler config where it has one (any class: DDIM reads the shared keys), else SD1.5's DDIM."""
+    path = folder / "scheduler" / "scheduler_config.json" if folder is not None else None
+    if path is None or not path.is_file():
+        return dict(SD15_DDIM_CONFIG)
+    config = {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
+    return {**SD15_DDIM_CONFIG, **{k: v for k, v in config.items() if k in SD15_DDIM_CONFIG}}
+
+
+def load_sd_folder(folder: Path, device: torch.device, dtype: torch.dtype, allow_pickle: bool,
+                   model_id: str) -> SDModels:
+    """SD1.5 from a diffusers folder, component by component (no pipeline, so no safety checker)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    what = f"Stable Diffusion folder {folder}"
+    if not folder.is_dir():
+        raise ModelMissing(f"{what} does not exist", hint="Pick an existing diffusers folder, a .safetensors "
+                                                          "file or a hub id in the model setting.")
+    kwargs = {c: _weights_file(folder / c, c, allow_pickle, what) for c in SD_MODEL_COMPONENTS}
+    _check_tokenizer(folder / "tokenizer", what)
+    safe = None if allow_pickle else True
+    try:
+        unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype,
+                                                    use_safetensors=safe, **kwargs["unet"])
+        vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=dtype, use_safetensors=safe,
+                                            **kwargs["vae"])
+        text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", dtype=dtype,
+                                                     use_safetensors=safe, **kwargs["text_encoder"])
+        tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
+    except (OSError, ValueError) as exc:
+        raise ModelMissing(f"{what} could not be loaded: {exc}",
+                           hint="The folder is incomplete or damaged: copy or download it again.") from exc
+    return SDModels(_frozen(unet, device), _frozen(vae, device), _frozen(text_encoder, device), tokenizer,
+                    _scheduler_config(folder), model_id)
+
+
+def load_transformers_folder(folder: Path, auto_model: Callable, device: torch.device, what: str):
+    """(model, image processor) from a transformers folder; fp32 (run once per image, thresholds act on it).
+
+    The image processor is transformers' default for the folder: without torchvision that is the PIL backend,
+    the one the parity goldens were made with.
+    """
+    from transformers import AutoImageProcessor
+
+    _weights_file(folder, what, False, f"{what} folder")
+    if not (folder / "preprocessor_config.json").is_file():
+        raise ModelMissing(f"{what}: preprocessor_config.json is missing in {folder}",
+                           hint="The folder must be a complete transformers model folder.")
+    try:
+        model = auto_model.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
+        processor = AutoImageProcessor.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise ModelMissing(f"{what} in {folder} could not be loaded: {exc}",
+                           hint="The folder is incomplete or damaged: copy or download it again.") from exc
+    return _frozen(model, device), processor
+
+
+def fingerprint(path: Path) -> str:
+    """A cheap content fingerprint: configs by content, weight files by size and modification time."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        stat = file.stat()
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        if file.suffix == ".json" and stat.st_size < 1_000_000:
+            digest.update(file.read_bytes())
+        else:
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+class ModelBundle:
+    """The models of one `ModelSource`, each loaded on first use and then kept (thread-safe, loads once)."""
+
+    def __init__(self, source: ModelSource, device: torch.device, dtype: torch.dtype,
+                 on_event: EventCallback | None = None):
+        self.source = source
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.on_event = on_event
+        self._lock = threading.RLock()
+        self._loaded: dict[str, Any] = {}
+
+    def _once(self, name: str, load: Callable[[], Any]) -> Any:
+        with self._lock:
+            if name not in self._loaded:
+                self._loaded[name] = load()
+            return self._loaded[name]
+
+    def _source_string(self, which: str) -> str:
+        if which not in ("sd", "dinov2", "depth"):
+            raise ValueError(f"unknown model '{which}' (sd, dinov2 or depth)")
+        return getattr(self.source, which)
+
+    def _local(self, which: str, hub_files: list[str], what: str) -> Path:
+        """The source of `which` as a local path (hub ids resolved through the cache)."""
+        source = self._source_string(which)
+        if source_kind(source) == "hub":
+            return _hub_snapshot(source, hub_files, is_offline(self.source), self.on_event, what)
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise ModelMissing(f"{what} not found: {path} does not exist",
+                               hint="Pick an existing folder or file, or a hub id, in the model setting.")
+        return path
+
+    def model_id(self, which: str) -> str:
+        """A stable id for cache keys: the hub id, or the resolved path plus a content fingerprint."""
+        source = self._source_string(which)
+        if source_kind(source) == "hub":
+            return source
+        path = Path(source).expanduser().resolve()
+        return f"{path}#{fingerprint(path)}" if path.exists() else str(path)
+
+    @property
+    def sd(self) -> SDModels:
+        return self._once("sd", self._load_sd)
+
+    def _load_sd(self) -> SDModels:
+        folder = self._local("sd", SD_HUB_FILES, "Stable Diffusion model")
+        return load_sd_folder(folder, self.device, self.dtype, self.source.allow_pickle, self.model_id("sd"))
+
+    @property
+    def dinov2(self) -> tuple[Any, Any]:
+        """(Dinov2Model, its image processor)."""
+        from transformers import AutoModel
+
+        return self._once("dinov2", lambda: load_transformers_folder(
+            self._local("dinov2", TRANSFORMERS_HUB_FILES, "DINOv2 model"), AutoModel, self.device, "DINOv2 model"))
+
+    @property
+    def depth(self) -> tuple[Any, Any]:
+        """(Depth Anything model, its image processor); the raw float prediction is relative inverse depth."""
+        from transformers import AutoModelForDepthEstimation
+
+        return self._once("depth", lambda: load_transformers_folder(
+            self._local("depth", TRANSFORMERS_HUB_FILES, "depth model"), AutoModelForDepthEstimation,
+            self.device, "depth model"))
+
+    def empty_prompt_embeds(self) -> torch.Tensor:
+        """(1, 77, C) CLIP last hidden state of the empty prompt padded to max length (SPEC: used everywhere)."""
+        def encode() -> torch.Tensor:
+            sd = self.sd
+            ids = sd.tokenizer("", padding="max_length", max_length=sd.tokenizer.model_max_length,
+                               truncation=True, return_tensors="pt").input_ids
+            with torch.no_grad():
+                return sd.text_encoder(ids.to(self.device))[0]
+
+        return self._once("empty_prompt_embeds", encode)
