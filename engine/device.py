@@ -1,0 +1,59 @@
+"""Choosing the device and the weight precision, and a one-line description of the device for the user.
+
+"auto" means CUDA in fp16 where a CUDA GPU is present (as the reference runs), Apple's MPS in fp32 where that is
+present, otherwise the CPU in fp32 (half precision on CPU is slow and poorly supported).
+"""
+from __future__ import annotations
+
+import torch
+
+from .errors import InvalidRequest
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def pick_device(pref: str = "auto") -> torch.device:
+    """The torch device for "auto", "cuda", "cuda:N", "mps" or "cpu"; an unavailable request is an error."""
+    if pref == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    try:
+        device = torch.device(pref)
+    except RuntimeError as exc:
+        raise InvalidRequest(f"unknown device '{pref}'", hint="Use auto, cuda, cuda:N, mps or cpu.") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidRequest("a CUDA GPU was requested but none is available",
+                                 hint="Choose 'auto' or 'cpu', or check the GPU driver and the CUDA build of torch.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InvalidRequest(f"there is no {device} (this machine has {torch.cuda.device_count()} CUDA GPUs)",
+                                 hint="Choose 'cuda' or 'cuda:0'.")
+    if device.type == "mps" and not _mps_available():
+        raise InvalidRequest("Apple's MPS device was requested but is not available", hint="Choose 'auto' or 'cpu'.")
+    return device
+
+
+def pick_dtype(device: torch.device, pref: str = "auto") -> torch.dtype:
+    """Weight precision: "auto" = fp16 on CUDA, fp32 elsewhere; "fp32", "fp16", "bf16" force one."""
+    if pref == "auto":
+        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+    if pref not in DTYPES:
+        raise InvalidRequest(f"unknown precision '{pref}'", hint="Use auto, fp32, fp16 or bf16.")
+    return DTYPES[pref]
+
+
+def device_summary(device: torch.device) -> str:
+    """'NVIDIA GeForce RTX 4090, 21.3 GiB free', 'Apple GPU (MPS)' or 'CPU: slow'."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return f"{torch.cuda.get_device_name(device)}, {free / 2**30:.1f} GiB free"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return "CPU: slow"
