@@ -220,6 +220,9 @@ def match_regions(content: Analysis, content_tokens: np.ndarray, references: Seq
     widths = {a.fmix.shape[0] for a in (content, *references)}
     if len(widths) != 1:
         raise InvalidRequest(f"F_mix widths differ between images ({sorted(widths)}): analyse them with one model")
+    token_shapes = {np.shape(t)[1:] for t in (content_tokens, *reference_tokens)}
+    if len(token_shapes) != 1:
+        raise InvalidRequest(f"DINOv2 token widths differ between images ({sorted(token_shapes)}): use one model")
     model = stat_transformer(widths.pop(), params)
     content_desc = describe_regions(content, content_tokens, params, model)
     style_descs = [describe_regions(ref, tok, params, model) for ref, tok in zip(references, reference_tokens)]
