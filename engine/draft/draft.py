@@ -1,0 +1,314 @@
+"""`Drafter`: the instant draft, a preview of the region-by-region restyle in about a second on a CPU.
+
+One transformer pass per distinct matched reference, then a per-region composite. Everything a pin change does not
+touch is cached (style vectors on disk, the passes, the snapped labels and the quick regions in memory), so changing
+a pin only re-composites. Not thread-safe: one worker calls it at a time, like `Engine`.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Hashable, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..cache import DiskCache, cache_key, default_cache_dir
+from ..errors import InvalidRequest
+from ..images import pixel_sha256
+from ..types import EventCallback, Pin, RegionMatch, StepEvent
+from . import composite as comp
+from .onnx_models import PACKAGE, SIZE_MULTIPLE, STYLE_INPUT_SIZE, StyleNetworks
+from .quick_match import quick_matches
+from .quick_regions import QuickRegionParams, quick_regions
+
+DEFAULT_SIZE = 512
+MIN_SIZE = 64
+MAX_SIZE = 1024
+VECTOR_NAMESPACE = "draft_style_vector"
+VECTOR_PREP = "centre-crop-lanczos-256"  # part of the vector key: a different crop must not reuse vectors
+MATCH_PIXELS = 128  # side of the reference copies used for colour statistics
+
+
+@dataclass
+class DraftResult:
+    """A draft. `image` is uint8 (H, W, 3) at the working size (long side = size, aspect kept);
+    `labels` the coarse region map it used; `region_source`/`match_source` are "method" (stage 1/2 results
+    given by the caller) or "quick" (the classical stand-ins); `matches` include pins (`pinned=True`)."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    region_source: str
+    match_source: str
+    matches: dict[int, RegionMatch]
+    strength: float
+    preserve_colour: bool
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    package_version: str = ""
+
+    def metadata(self) -> dict[str, Any]:
+        """A JSON-ready summary: what the draft shows and where its regions and matches came from."""
+        sizes = dict(zip(*np.unique(self.labels, return_counts=True)))
+        total = self.labels.size
+        return {
+            "kind": "draft",
+            "model": f"Magenta arbitrary image stylization (Ghiasi et al. 2017), from {PACKAGE} {self.package_version}",
+            "size": [int(self.image.shape[1]), int(self.image.shape[0])],
+            "strength": self.strength,
+            "preserve_colour": self.preserve_colour,
+            "regions": {"source": self.region_source, "label_shape": list(self.labels.shape),
+                        "ids": [int(r) for r in sizes],
+                        "fraction": {str(int(r)): round(int(n) / total, 4) for r, n in sizes.items()}},
+            "matches": {"source": self.match_source,
+                        "by_region": {str(r): {"reference": m.style_index, "reference_region": m.style_region,
+                                               "score": None if m.score is None else round(m.score, 4),
+                                               "pinned": m.pinned} for r, m in sorted(self.matches.items())}},
+            "seconds": round(self.seconds, 3),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+class _Lru:
+    """A small bounded memory cache: a long session must not keep every pass it ever made."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable) -> Any:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        return None
+
+    def put(self, key: Hashable, value: Any) -> Any:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return value
+
+
+def working_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(w, h) with the long side = size and the short side rounded to a multiple of 4 (aspect kept)."""
+    scale = size / max(width, height)
+    short = max(SIZE_MULTIPLE, int(round(min(width, height) * scale / SIZE_MULTIPLE)) * SIZE_MULTIPLE)
+    return (size, short) if width >= height else (short, size)
+
+
+def predictor_input(image: Image.Image | np.ndarray, centre_crop: bool) -> np.ndarray:
+    """uint8 image -> float32 (256, 256, 3) in [0, 1]; references are centre-cropped square first (as the
+    network was used by its authors), region crops are resized whole so no part of the region is lost."""
+    img = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    if centre_crop:
+        side = min(img.size)
+        left, top = (img.width - side) // 2, (img.height - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+    img = img.resize((STYLE_INPUT_SIZE, STYLE_INPUT_SIZE), Image.LANCZOS)
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def _array_key(array: np.ndarray) -> str:
+    return hashlib.sha256(f"{array.shape}{array.dtype}".encode() + np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+class Drafter:
+    """Makes drafts; keeps the networks, style vectors (memory + disk), passes and region maps between calls."""
+
+    def __init__(self, cache_dir: Path | None = None, providers: list[str] | None = None, threads: int | None = None,
+                 quick_params: QuickRegionParams = QuickRegionParams(), keep_passes: int = 16):
+        self._disk = DiskCache(cache_dir if cache_dir is not None else default_cache_dir())
+        self._providers = providers
+        self._threads = threads
+        self.quick_params = quick_params
+        self._networks: StyleNetworks | None = None
+        self._vectors = _Lru(256)
+        self._references = _Lru(64)  # ref key -> small uint8 copy for colour statistics
+        self._working = _Lru(4)
+        self._quick = _Lru(8)
+        self._snapped = _Lru(8)
+        self._quick_matches = _Lru(16)
+        self._passes = _Lru(keep_passes)
+
+    @property
+    def networks(self) -> StyleNetworks:
+        """The two ONNX sessions, loaded on first use; raises DraftUnavailable without the draft extra."""
+        if self._networks is None:
+            self._networks = StyleNetworks(self._providers, self._threads)
+        return self._networks
+
+    def style_vector(self, image: Image.Image, image_key: str | None = None) -> np.ndarray:
+        """The 100-d style vector of a whole image, computed once per pixel hash and kept on disk."""
+        image_key = image_key or pixel_sha256(image)
+        vector = self._vectors.get(image_key)
+        if vector is not None:
+            return vector
+        key = cache_key(image_key, self.networks.predictor_id, VECTOR_PREP)
+        entry = self._disk.get(key, namespace=VECTOR_NAMESPACE)
+        if entry is not None:
+            vector = entry[0]["vector"]
+        else:
+            vector = self.networks.predict(predictor_input(image, centre_crop=True))
+            self._disk.put(key, {"vector": vector}, {"image_sha256": image_key}, namespace=VECTOR_NAMESPACE)
+        return self._vectors.put(image_key, vector)
+
+    def quick_regions(self, content: Image.Image, content_key: str | None = None) -> np.ndarray:
+        """The classical regions of the content (cached per image, the same at every working size)."""
+        content_key = content_key or pixel_sha256(content)
+        labels = self._quick.get(content_key)
+        if labels is None:
+            labels = self._quick.put(content_key, quick_regions(np.asarray(content), self.quick_params))
+        return labels
+
+    def draft(self, content: Image.Image, references: Sequence[Image.Image], labels: np.ndarray | None = None,
+              assignment: Mapping[int, int | RegionMatch] | None = None, pins: Sequence[Pin] = (),
+              strength: float = 1.0, preserve_colour: bool = False, size: int = DEFAULT_SIZE,
+              on_event: EventCallback | None = None) -> DraftResult:
+        """Draft `content` after `references`.
+
+        labels: a region map (any HxW, e.g. stage 1's 64x64) or None for quick regions; assignment: region ->
+        reference index (or stage 2's RegionMatch) for every region, or None for quick matching; pins override
+        both. strength 0..1 moves each reference's style vector toward the photo's own; preserve_colour keeps
+        the photo's chroma. Raises InvalidRequest on bad arguments, DraftUnavailable without the extra.
+        """
+        start = time.perf_counter()
+        timings: dict[str, float] = {}
+
+        def lap(name: str, since: float) -> float:
+            now = time.perf_counter()
+            timings[name] = timings.get(name, 0.0) + now - since
+            return now
+
+        def emit(step: int, total: int, message: str) -> None:
+            if on_event is not None:
+                on_event(StepEvent("draft", step, total, message=message))
+
+        _check_arguments(references, labels, assignment, strength, size)
+        networks = self.networks
+        t = time.perf_counter()
+        content_key = pixel_sha256(content)
+        ref_keys = [pixel_sha256(ref) for ref in references]
+        work, guide = self._working_image(content, content_key, size)
+        t = lap("prepare", t)
+
+        emit(0, 4, "regions")
+        region_source = "quick" if labels is None else "method"
+        labels = self.quick_regions(content, content_key) if labels is None else np.asarray(labels, np.int64)
+        labels_key = _array_key(labels)
+        full = self._snapped.get((content_key, size, labels_key))
+        if full is None:
+            full = self._snapped.put((content_key, size, labels_key), comp.snap_labels(labels, guide))
+        t = lap("regions", t)
+
+        emit(1, 4, "matches")
+        ref_vectors = [self.style_vector(ref, key) for ref, key in zip(references, ref_keys)]
+        t = lap("vectors", t)
+        if assignment is None:
+            match_source = "quick"
+            matches = self._quick_match(work, full, content_key, size, labels_key, references, ref_keys, ref_vectors)
+        else:
+            match_source = "method"
+            matches = _given_matches(labels, assignment, len(references))
+        matches = _apply_pins(matches, pins, len(references))
+        t = lap("match", t)
+
+        used = sorted({m.style_index for m in matches.values()})
+        own = self.style_vector(content, content_key) if strength < 1.0 else None
+        passes = {}
+        for n, ref in enumerate(used, start=1):
+            emit(1 + n / len(used), 4, f"reference {ref + 1}")
+            passes[ref] = self._pass(work, content_key, size, ref_keys[ref], ref_vectors[ref], own, strength)
+        t = lap("passes", t)
+
+        emit(3, 4, "composite")
+        weights = comp.reference_weights(full, {r: m.style_index for r, m in matches.items()}, guide)
+        image = comp.composite(passes, weights)
+        if preserve_colour:
+            image = comp.preserve_colour(image, work)
+        lap("composite", t)
+        emit(4, 4, "done")
+        return DraftResult(image=image, labels=labels, region_source=region_source, match_source=match_source,
+                           matches=matches, strength=float(strength), preserve_colour=preserve_colour,
+                           seconds=time.perf_counter() - start, timings=timings,
+                           package_version=networks.package_version)
+
+    def _working_image(self, content: Image.Image, content_key: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+        cached = self._working.get((content_key, size))
+        if cached is None:
+            resized = np.asarray(content.convert("RGB").resize(working_size(*content.size, size), Image.BICUBIC))
+            cached = self._working.put((content_key, size), (resized, comp.gray_guide(resized)))
+        return cached
+
+    def _quick_match(self, work, full, content_key, size, labels_key, references, ref_keys, ref_vectors):
+        key = (content_key, size, labels_key, tuple(ref_keys))
+        matches = self._quick_matches.get(key)
+        if matches is None:
+            smalls = [self._reference_small(ref, ref_key) for ref, ref_key in zip(references, ref_keys)]
+            matches = self._quick_matches.put(key, quick_matches(
+                work, full, smalls, ref_vectors,
+                lambda crop: self.networks.predict(predictor_input(crop, centre_crop=False))))
+        return matches
+
+    def _reference_small(self, reference: Image.Image, ref_key: str) -> np.ndarray:
+        small = self._references.get(ref_key)
+        if small is None:
+            copy = reference.convert("RGB")
+            copy.thumbnail((MATCH_PIXELS, MATCH_PIXELS), Image.BILINEAR)
+            small = self._references.put(ref_key, np.asarray(copy))
+        return small
+
+    def _pass(self, work, content_key, size, ref_key, ref_vector, own_vector, strength) -> np.ndarray:
+        key = (content_key, size, ref_key, round(float(strength), 4))
+        stylised = self._passes.get(key)
+        if stylised is None:
+            vector = ref_vector if own_vector is None else strength * ref_vector + (1.0 - strength) * own_vector
+            stylised = self._passes.put(key, self.networks.transform(work.astype(np.float32) / 255.0, vector))
+        return stylised
+
+
+def _check_arguments(references, labels, assignment, strength: float, size: int) -> None:
+    if not references:
+        raise InvalidRequest("A draft needs at least one reference image")
+    if not 0.0 <= strength <= 1.0:
+        raise InvalidRequest(f"Strength must be between 0 and 1, got {strength}")
+    if not (MIN_SIZE <= size <= MAX_SIZE and size % SIZE_MULTIPLE == 0):
+        raise InvalidRequest(f"Draft size must be a multiple of {SIZE_MULTIPLE} from {MIN_SIZE} to {MAX_SIZE}, got {size}")
+    if labels is not None and np.asarray(labels).ndim != 2:
+        raise InvalidRequest(f"Region labels must be a 2-D map, got shape {np.asarray(labels).shape}")
+    if assignment is not None and labels is None:
+        raise InvalidRequest("A region assignment needs the region labels it refers to")
+
+
+def _given_matches(labels: np.ndarray, assignment: Mapping[int, int | RegionMatch], n_refs: int) -> dict[int, RegionMatch]:
+    """The caller's (stage 2) matches for every region of `labels`."""
+    regions = [int(r) for r in np.unique(labels)]
+    missing = [r for r in regions if r not in assignment]
+    if missing:
+        raise InvalidRequest(f"The region assignment lacks regions {missing}")
+    matches = {}
+    for region in regions:
+        given = assignment[region]
+        match = given if isinstance(given, RegionMatch) else RegionMatch(region, int(given), None, None)
+        _check_reference(match.style_index, n_refs)
+        matches[region] = match
+    return matches
+
+
+def _apply_pins(matches: dict[int, RegionMatch], pins: Sequence[Pin], n_refs: int) -> dict[int, RegionMatch]:
+    matches = dict(matches)
+    for pin in pins:
+        if pin.content_region not in matches:
+            raise InvalidRequest(f"Pinned region {pin.content_region} is not a region of this draft "
+                                 f"(regions: {sorted(matches)})")
+        _check_reference(pin.style_index, n_refs)
+        matches[pin.content_region] = RegionMatch(pin.content_region, pin.style_index, pin.style_region, None, pinned=True)
+    return matches
+
+
+def _check_reference(index: int, n_refs: int) -> None:
+    if not 0 <= index < n_refs:
+        raise InvalidRequest(f"Reference {index} does not exist (references count from 0; there are {n_refs})")

@@ -1,0 +1,127 @@
+"""Quick regions: a classical segmentation for drafts made without the Stable Diffusion models.
+
+Superpixels (SLIC, Achanta et al. 2012) on a small copy of the photo are clustered on colour, position and texture;
+the cluster count is the one with the best silhouette; pieces too small to style are merged into a neighbour.
+These regions are not the method's (stage 1): everything that shows them labels them "quick".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+
+
+@dataclass(frozen=True)
+class QuickRegionParams:
+    grid: int = 128  # the label map's side; the composite snaps it to the photo's edges at full size
+    superpixels: int = 196
+    compactness: float = 10.0  # SLIC's m: Lab units per grid step of spatial distance
+    slic_iters: int = 8
+    k_min: int = 2
+    k_max: int = 8
+    colour_scale: float = 20.0  # Lab units counted as one feature unit (a clearly visible difference)
+    position_weight: float = 0.5  # feature units across the whole image
+    texture_weight: float = 1.0
+    min_piece: float = 0.015  # connected pieces under this fraction of the image join a neighbour
+    seed: int = 0
+
+
+def slic(lab: np.ndarray, n_segments: int, compactness: float, iters: int) -> np.ndarray:
+    """SLIC superpixels on a Lab image (H, W, 3) float32 -> int labels (H, W), each pixel choosing among the
+    nine centres seeded in its own and the neighbouring grid cells (SLIC's 2S x 2S search window)."""
+    height, width = lab.shape[:2]
+    step = np.sqrt(height * width / n_segments)
+    rows, cols = max(1, int(round(height / step))), max(1, int(round(width / step)))
+    cy = (np.arange(rows) + 0.5) * height / rows
+    cx = (np.arange(cols) + 0.5) * width / cols
+    centres = np.concatenate([lab[cy.astype(int)][:, cx.astype(int)].reshape(-1, 3),
+                              np.stack(np.meshgrid(cy, cx, indexing="ij"), -1).reshape(-1, 2)], axis=1)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    cell_r = np.minimum((yy * rows / height).astype(int), rows - 1)
+    cell_c = np.minimum((xx * cols / width).astype(int), cols - 1)
+    candidates = []
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            r, c = cell_r + dr, cell_c + dc
+            valid = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
+            candidates.append(np.where(valid, r * cols + c, -1))
+    candidates = np.stack(candidates)  # (9, H, W)
+    spatial = (compactness / step) ** 2
+    features = np.concatenate([lab, yy[..., None], xx[..., None]], axis=-1).reshape(-1, 5)
+    flat = candidates.reshape(9, -1)
+    for _ in range(iters):
+        picked = centres[np.maximum(flat, 0)]  # (9, N, 5)
+        diff = picked - features[None]
+        dist = (diff[..., :3] ** 2).sum(-1) + spatial * (diff[..., 3:] ** 2).sum(-1)
+        dist[flat < 0] = np.inf
+        assign = flat[np.argmin(dist, axis=0), np.arange(flat.shape[1])]
+        counts = np.bincount(assign, minlength=len(centres))
+        sums = np.stack([np.bincount(assign, features[:, j], minlength=len(centres)) for j in range(5)], 1)
+        alive = counts > 0
+        centres[alive] = sums[alive] / counts[alive, None]
+    return assign.reshape(height, width)
+
+
+def superpixel_features(lab: np.ndarray, texture: np.ndarray, sp: np.ndarray, params: QuickRegionParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, sizes, features) per non-empty superpixel: mean Lab, mean position, mean local contrast."""
+    height, width = sp.shape
+    ids, inverse, sizes = np.unique(sp.ravel(), return_inverse=True, return_counts=True)
+    yy, xx = np.mgrid[0:height, 0:width]
+    columns = [lab[..., 0], lab[..., 1], lab[..., 2], texture, yy / height, xx / width]
+    means = np.stack([np.bincount(inverse, c.ravel(), minlength=len(ids)) / sizes for c in columns], 1)
+    scale = np.array([params.colour_scale] * 3 + [params.colour_scale / params.texture_weight]
+                     + [1 / params.position_weight] * 2)
+    return ids, sizes, means / scale
+
+
+def choose_clusters(features: np.ndarray, params: QuickRegionParams) -> np.ndarray:
+    """k-means over superpixels for each k in range, keeping the k with the best silhouette."""
+    best, best_score = np.zeros(len(features), int), -np.inf
+    for k in range(params.k_min, min(params.k_max, len(features) - 1) + 1):
+        assign = KMeans(k, n_init=3, random_state=params.seed).fit_predict(features)
+        if len(np.unique(assign)) < 2:
+            continue
+        score = silhouette_score(features, assign)
+        if score > best_score:
+            best, best_score = assign, score
+    return best
+
+
+def merge_small_pieces(labels: np.ndarray, min_pixels: int) -> np.ndarray:
+    """Give each 4-connected piece under `min_pixels` to the label it shares the most border with."""
+    labels = labels.copy()
+    while True:
+        pieces = []
+        for region in np.unique(labels):
+            n, comp, stats, _ = cv2.connectedComponentsWithStats((labels == region).astype(np.uint8), connectivity=4)
+            pieces += [(stats[i, cv2.CC_STAT_AREA], comp == i) for i in range(1, n)
+                       if stats[i, cv2.CC_STAT_AREA] < min_pixels]
+        if not pieces or len(np.unique(labels)) == 1:
+            return labels
+        area, mask = min(pieces, key=lambda p: p[0])
+        ring = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~mask
+        neighbours, counts = np.unique(labels[ring], return_counts=True)
+        labels[mask] = neighbours[np.argmax(counts)]
+
+
+def quick_regions(image: np.ndarray, params: QuickRegionParams = QuickRegionParams()) -> np.ndarray:
+    """uint8 RGB (H, W, 3) -> int64 labels (grid, grid), ids 1..K in reading order of first appearance."""
+    small = cv2.resize(image, (params.grid, params.grid), interpolation=cv2.INTER_AREA)
+    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    luminance = lab[..., 0]
+    local_mean = cv2.blur(luminance, (5, 5))
+    texture = np.sqrt(np.maximum(cv2.blur(luminance * luminance, (5, 5)) - local_mean ** 2, 0))
+    sp = slic(lab, params.superpixels, params.compactness, params.slic_iters)
+    ids, _, features = superpixel_features(lab, texture, sp, params)
+    clusters = choose_clusters(features, params)
+    lookup = np.zeros(sp.max() + 1, int)
+    lookup[ids] = clusters
+    labels = merge_small_pieces(lookup[sp], int(params.min_piece * params.grid * params.grid))
+    _, first = np.unique(labels.ravel(), return_index=True)
+    order = labels.ravel()[np.sort(first)]
+    renumber = np.zeros(labels.max() + 1, np.int64)
+    renumber[order] = np.arange(1, len(order) + 1)
+    return renumber[labels]
