@@ -1,0 +1,158 @@
+"""Stage 1 end to end: an image (and optional user mask) in, an `Analysis` out, cached on disk.
+
+`segment` runs steps 4-10 on arrays alone (testable without models); `analyze_image` adds the models
+(VAE encode, DDIM inversion, depth), progress events, cancellation and the cache. The cache key holds
+the image's pixel hash, the model ids, every Stage1Params field, the user mask's pixel hash and the
+device type and dtype (CPU and CUDA generators draw differently), never the file path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .cache import DiskCache, cache_key, load_analysis, save_analysis
+from .clustering import Clustering, cluster_features, seeded_global_rng
+from .depth import predict_depth
+from .errors import Cancelled
+from .images import pixel_sha256, resize_to_square
+from .inversion import ddim_invert, encode_latent
+from .params import Stage1Params
+from .regions import (apply_user_mask, depth_split, depth_grid, merge_clusters, remove_small_pieces,
+                      user_mask_grid)
+from .types import Analysis, CancelFlag, EventCallback, StepEvent
+
+CACHE_VERSION = 1  # bump when the stage-1 arithmetic changes, so old entries are not reused
+
+
+@dataclass
+class Segmentation:
+    """Steps 4-10 of one image: the clustering and every intermediate label map (numpy, (h, w))."""
+
+    clustering: Clustering
+    labels: np.ndarray  # final, 1-based, gaps possible
+    steps: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def segment(fmix: torch.Tensor, latent: torch.Tensor, depth: torch.Tensor | None, params: Stage1Params,
+            mask_ids: np.ndarray | None = None, cancel: CancelFlag | None = None,
+            on_k: Callable[[int], None] | None = None) -> Segmentation:
+    """Steps 4-10 from F_mix (C, h, w), the scaled VAE latent (4, h, w), the native-size depth (H, W) or
+    None (no split, no re-merge) and an optional user-mask id grid (h, w). Runs on fmix's device.
+
+    Label maps of steps 5-8 are 0-based like the reference's; the final map is 1-based.
+    """
+    channels, height, width = fmix.shape
+    device = fmix.device
+    shape = (height, width)
+
+    def grid(labels: torch.Tensor) -> np.ndarray:
+        return labels.reshape(shape).cpu().numpy().astype(np.int64)
+
+    with seeded_global_rng(params.seed, device):
+        clustering = cluster_features(fmix.permute(1, 2, 0).reshape(-1, channels), params, cancel, on_k)
+        steps = {"step5_kmeans_per_k": np.stack([grid(v) for v in clustering.labels_per_k.values()]),
+                 "step5_kmeans": grid(clustering.labels)}
+        pixels_latent = latent.to(device=device, dtype=torch.float32).permute(1, 2, 0).reshape(-1, latent.shape[0])
+        labels, count = merge_clusters(clustering.labels, clustering.chosen_k, pixels_latent,
+                                       params.merge_threshold, params.merge_rule)
+        steps["step6_merge"] = grid(labels)
+        if depth is not None:
+            pixels_depth = depth_grid(depth.to(device), height, params.depth_norm_eps).reshape(-1)
+            labels, count = depth_split(labels, count, pixels_depth, params)
+            steps["step7_depth_split"] = grid(labels)
+            labels, count = merge_clusters(labels, count, pixels_latent, params.remerge_latent_threshold,
+                                           params.merge_rule, pixels_depth, params.remerge_depth_threshold)
+            steps["step8_remerge"] = grid(labels)
+    automatic = grid(labels)
+    if mask_ids is not None:
+        automatic = apply_user_mask(automatic, mask_ids)
+        steps["step9_user_mask"] = automatic
+    else:
+        automatic = automatic + 1
+    final = remove_small_pieces(automatic, params.cleanup_min_size)
+    return Segmentation(clustering=clustering, labels=final, steps=steps)
+
+
+def analysis_key(image_sha256: str, params: Stage1Params, sd_model_id: str, depth_model_id: str | None,
+                 mask_sha256: str | None, device: torch.device, dtype: torch.dtype) -> str:
+    """Everything that changes a stage-1 result, hashed."""
+    return cache_key({"stage": "analysis", "version": CACHE_VERSION, "image": image_sha256, "params": params,
+                      "sd": sd_model_id, "depth": depth_model_id if params.use_depth else None,
+                      "user_mask": mask_sha256, "device": torch.device(device).type, "dtype": str(dtype)})
+
+
+def total_steps(params: Stage1Params) -> int:
+    """Progress units: encode, each inversion step, depth (if on), each k, regions."""
+    return 1 + params.inversion_steps + int(params.use_depth) + (params.k_max - params.k_min + 1) + 1
+
+
+def analyze_image(bundle, image: Image.Image, params: Stage1Params | None = None,
+                  user_mask: Image.Image | None = None, on_event: EventCallback | None = None,
+                  cancel: CancelFlag | None = None, cache: DiskCache | None = None,
+                  keep_intermediates: bool = False) -> Analysis:
+    """Stage 1 for one RGB image with the models of `bundle` (an engine.models.ModelBundle).
+
+    With `cache`, a previous result for the same pixels, models and settings is returned without running
+    any model. `keep_intermediates` also keeps the float intermediates (inversion latents, X_pca, the raw
+    depth prediction) in `Analysis.steps`, for parity checks. Raises Cancelled when `cancel` is set.
+    """
+    params = params or Stage1Params()
+    total = total_steps(params)
+    done = 0
+
+    def advance(message: str) -> None:
+        nonlocal done
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("Analysis cancelled")
+        done += 1
+        if on_event is not None:
+            on_event(StepEvent("analyze", done, total, message=message))
+
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("Analysis cancelled")
+    image_sha = pixel_sha256(image)
+    mask_ids = None
+    mask_sha = None
+    if user_mask is not None:
+        mask_ids = user_mask_grid(user_mask, params.image_size, params.image_size // 8)
+        mask_sha = pixel_sha256(user_mask)
+    key = analysis_key(image_sha, params, bundle.model_id("sd"), bundle.model_id("depth"), mask_sha,
+                       bundle.device, bundle.dtype)
+    if cache is not None:
+        cached = load_analysis(cache, key)
+        if cached is not None and (not keep_intermediates or "x_pca" in cached.steps):
+            if on_event is not None:
+                on_event(StepEvent("analyze", total, total, message="Loaded from cache"))
+            return cached
+
+    sd = bundle.sd
+    latent = encode_latent(sd.vae, resize_to_square(image, params.image_size))
+    advance("Encoded the image")
+    inversion = ddim_invert(sd.unet, latent, bundle.empty_prompt_embeds(), sd.ddim_scheduler().alphas_cumprod,
+                            params, cancel, on_step=lambda i: advance(f"Inversion step {i + 1}"))
+    depth = None
+    if params.use_depth:
+        depth_model, processor = bundle.depth
+        depth = predict_depth(depth_model, processor, image)
+        advance("Estimated depth")
+    result = segment(inversion.fmix, latent[0], None if depth is None else depth.depth, params, mask_ids,
+                     cancel, on_k=lambda k: advance(f"Clustering with k = {k}"))
+    steps = dict(result.steps)
+    if keep_intermediates:
+        steps["inversion_latents"] = inversion.latents.cpu().numpy()
+        steps["x_pca"] = result.clustering.x_pca.cpu().numpy()
+        if depth is not None:
+            steps["depth_model_output"] = depth.raw.cpu().numpy()
+    analysis = Analysis(
+        image_sha256=image_sha, labels=result.labels, fmix=inversion.fmix.cpu().numpy(),
+        depth=None if depth is None else depth.depth.cpu().numpy(), c15=inversion.c15.cpu().numpy(),
+        vae_latent=latent[0].cpu().numpy(), params=params, model_id=sd.model_id,
+        silhouette=dict(result.clustering.silhouettes), chosen_k=result.clustering.chosen_k, steps=steps)
+    advance("Regions ready")
+    if cache is not None:
+        save_analysis(cache, key, analysis)
+    return analysis
