@@ -50,6 +50,7 @@ class Stage1Params:
     kmeans_restarts: int = 10
     kmeans_max_iters: int = 64
     kmeans_tol: float = 1e-4
+    silhouette_sample_size: int = 5000  # score a random subset above this many pixels (64x64 = 4096: all)
     merge_threshold: float = 0.85  # latent-mean distance under which clusters merge (step 6)
     merge_rule: Literal["reference", "union_find"] = "reference"  # "reference": attach to highest i < j
     use_depth: bool = True
@@ -97,6 +98,7 @@ class Stage3Params:
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     loss_scale_init: float = 2.0**16  # dynamic loss scaler for fp16 only
     fast_mode: FastMode = "none"
+    lora_source: str | None = None  # a local folder or .safetensors file in place of the fast mode's hub LoRA
     preview_every: int = 1  # emit a latent->RGB preview every N steps (0 = never)
     seed: int = 42
 
