@@ -30,6 +30,8 @@ class ModelSource:
     depth: str = DEPTH_SOURCES["large"]
     offline: bool = False  # never touch the network; only local files and the HF cache
     allow_pickle: bool = False  # .ckpt/.pt checkpoints run arbitrary code when loaded: opt-in only
+    # A single-file checkpoint holds weights only: configs and tokenizer come from this hub id or diffusers folder.
+    single_file_config: str = DEFAULT_SD_SOURCE
 
 
 @dataclass(frozen=True)
