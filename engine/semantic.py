@@ -13,10 +13,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .cache import DiskCache, cache_key
 from .errors import InvalidRequest
-from .images import resize_to_square
+from .images import pixel_sha256, resize_to_square
 
 Alignment = Literal["center_crop", "aligned"]
+TOKENS_NAMESPACE = "dinov2_tokens"
 
 
 def dinov2_pixel_values(processor, image: Image.Image, alignment: Alignment = "center_crop",
@@ -45,3 +47,20 @@ def dinov2_tokens(model, processor, image: Image.Image, alignment: Alignment = "
     with torch.inference_mode():
         hidden = model(pixel_values=pixels.to(device=param.device, dtype=param.dtype)).last_hidden_state[0]
     return hidden[-n_patches:].float().cpu().numpy()
+
+
+def cached_dinov2_tokens(cache: DiskCache | None, model_id: str, model, processor, image: Image.Image,
+                         alignment: Alignment = "center_crop", image_size: int = 512) -> np.ndarray:
+    """`dinov2_tokens` through the disk cache, keyed by the image's pixel hash, the model id, the alignment and the
+    processor class (transformers' PIL and torchvision backends resize differently)."""
+    if cache is None:
+        return dinov2_tokens(model, processor, image, alignment, image_size)
+    key = cache_key(TOKENS_NAMESPACE, pixel_sha256(image), model_id, alignment,
+                    image_size if alignment == "aligned" else None, type(processor).__name__)
+    entry = cache.get(key=key, namespace=TOKENS_NAMESPACE)
+    if entry is not None:
+        return entry[0]["tokens"]
+    tokens = dinov2_tokens(model, processor, image, alignment, image_size)
+    cache.put(key=key, namespace=TOKENS_NAMESPACE, arrays={"tokens": tokens},
+              meta={"model_id": model_id, "alignment": alignment})
+    return tokens

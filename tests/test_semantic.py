@@ -52,3 +52,33 @@ def test_tokens_drop_cls_and_keep_row_major_patches(processor, wide_image):
         hidden = model(pixel_values=dinov2_pixel_values(processor, wide_image, "aligned")).last_hidden_state[0]
     assert tokens.shape == (256, 8) and tokens.dtype == np.float32
     np.testing.assert_array_equal(tokens, hidden[1:].numpy())
+
+
+def test_token_cache_hits_by_pixels_model_and_alignment(processor, wide_image, tmp_path):
+    from engine.cache import DiskCache
+    from engine.semantic import cached_dinov2_tokens
+
+    class CountingModel(torch.nn.Module):
+        """Stands in for DINOv2: counts forward calls, returns CLS + 256 patch tokens."""
+
+        config = type("Config", (), {"patch_size": 14})()
+
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+            self.calls = 0
+
+        def forward(self, pixel_values):
+            self.calls += 1
+            means = pixel_values.mean(dim=(1, 2, 3))
+            return type("Out", (), {"last_hidden_state": means[:, None, None] * self.scale * torch.ones(1, 257, 4)})
+
+    cache, model = DiskCache(tmp_path), CountingModel()
+    first = cached_dinov2_tokens(cache, "tiny", model, processor, wide_image)
+    again = cached_dinov2_tokens(cache, "tiny", model, processor, wide_image.copy())
+    assert model.calls == 1 and first.shape == (256, 4)
+    np.testing.assert_array_equal(first, again)
+    cached_dinov2_tokens(cache, "tiny", model, processor, wide_image, "aligned")
+    cached_dinov2_tokens(cache, "other-model", model, processor, wide_image)
+    cached_dinov2_tokens(cache, "tiny", model, processor, wide_image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+    assert model.calls == 4
