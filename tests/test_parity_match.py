@@ -23,11 +23,13 @@ PARAMS = MatchParams()
 @pytest.fixture(scope="module")
 def golden(parity_root):
     """Per role: the image, an Analysis built from the golden stage-1 arrays, and our DINOv2 tokens."""
-    from transformers import AutoImageProcessor, AutoModel
+    import torch
 
-    folder = parity_root / "models-tiny" / "dinov2"
-    model = AutoModel.from_pretrained(folder).eval()
-    processor = AutoImageProcessor.from_pretrained(folder)
+    from engine.models import ModelBundle
+    from engine.params import ModelSource
+
+    source = ModelSource(dinov2=str(parity_root / "models-tiny" / "dinov2"), offline=True)
+    model, processor = ModelBundle(source, torch.device("cpu"), torch.float32).dinov2
     out = {}
     for role, name in ROLES.items():
         stage1 = parity_root / "golden" / "a_stage1" / role
