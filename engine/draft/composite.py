@@ -1,8 +1,8 @@
 """Putting each reference's stylised pass inside its own regions, with seams that sit on the photo's real edges.
 
 Two steps: coarse labels (64x64 from stage 1, or the quick regions) are snapped to the photo's edges once per
-(content, labels, size) with a guided filter (He et al. 2010) and an argmax; then, per pin change, a narrow guided
-feather (about 6 px at 512) of each reference's mask blends the passes. The feather is narrow on purpose: a wide one
+(content, labels, size) by a watershed in a one-cell band around each border; then, per pin change, a narrow
+guided-filter feather (He et al. 2010; about 6 px at 512) of each reference's mask blends the passes. The feather is narrow on purpose: a wide one
 shows two styles at once along every seam (a double-exposure band).
 """
 from __future__ import annotations
@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 
 FEATHER_PX_AT_512 = 6.0  # total width of the blend across a seam in flat areas, at a 512 working size
-SNAP_EPS = 1e-3  # guide-intensity variance under which the snap treats a window as flat (guide in [0, 1])
 FEATHER_EPS = 1e-4  # smaller: across a real edge the feather stays sharp
 
 
@@ -36,19 +35,32 @@ def gray_guide(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb @ np.array([0.299, 0.587, 0.114], np.float32))
 
 
-def snap_labels(labels: np.ndarray, guide: np.ndarray) -> np.ndarray:
-    """Coarse int labels (h, w) -> labels at the guide's size (H, W) whose borders follow the photo's edges."""
-    height, width = guide.shape
-    ids = np.unique(labels)
+def snap_labels(labels: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Coarse int labels (h, w) -> labels at the image's size (H, W) whose borders follow the photo's edges.
+
+    Pixels within one coarse cell of a border are unknown; a watershed on the uint8 RGB `image` floods them from
+    the certain parts, so each border settles on the strongest edge near where the coarse map put it.
+    """
+    height, width = image.shape[:2]
+    ids, index = np.unique(labels, return_inverse=True)
+    index = index.reshape(labels.shape).astype(np.float32)
     if len(ids) == 1:
         return np.full((height, width), ids[0], dtype=labels.dtype)
+    coarse = cv2.resize(index, (width, height), interpolation=cv2.INTER_NEAREST)
     cell = max(height / labels.shape[0], width / labels.shape[1])
-    radius = max(2, int(round(cell)))  # one coarse cell: as far as a coarse border can be off
-    scores = np.empty((len(ids), height, width), np.float32)
-    for k, region in enumerate(ids):
-        soft = cv2.resize((labels == region).astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-        scores[k] = guided_filter(guide, soft, radius, SNAP_EPS)
-    return ids[np.argmax(scores, axis=0)]
+    kernel = np.ones((2 * int(np.ceil(cell)) + 1,) * 2, np.uint8)
+    near_border = cv2.dilate(coarse, kernel) != cv2.erode(coarse, kernel)
+    markers = np.where(near_border, 0, coarse + 1).astype(np.int32)
+    for k in range(len(ids)):
+        if not (markers == k + 1).any():  # a region thinner than the band: seed it at its innermost pixel
+            inside = (coarse == k).astype(np.uint8)
+            centre = np.unravel_index(np.argmax(cv2.distanceTransform(inside, cv2.DIST_L2, 3)), inside.shape)
+            markers[centre] = k + 1
+    cv2.watershed(np.ascontiguousarray(image[..., ::-1]), markers)
+    ridge = markers < 1  # watershed lines (-1) between basins: take a neighbour's label
+    markers[ridge] = cv2.dilate(markers.astype(np.float32), np.ones((3, 3), np.uint8))[ridge].astype(np.int32)
+    markers[markers < 1] = coarse[markers < 1].astype(np.int32) + 1
+    return ids[markers - 1]
 
 
 def feather_radius(width: int, height: int) -> int:

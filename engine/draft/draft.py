@@ -52,17 +52,21 @@ class DraftResult:
 
     def metadata(self) -> dict[str, Any]:
         """A JSON-ready summary: what the draft shows and where its regions and matches came from."""
-        sizes = dict(zip(*np.unique(self.labels, return_counts=True)))
-        total = self.labels.size
+        height, width = self.labels.shape
+        rows, cols = np.mgrid[0:height, 0:width]
+        regions = {}
+        for region in np.unique(self.labels):  # where each region is, so a CLI user can tell which id to pin
+            mask = self.labels == region
+            regions[str(int(region))] = {"fraction": round(float(mask.mean()), 4),
+                                         "centre": [round(float(cols[mask].mean() + 0.5) / width, 3),
+                                                    round(float(rows[mask].mean() + 0.5) / height, 3)]}
         return {
             "kind": "draft",
             "model": f"Magenta arbitrary image stylization (Ghiasi et al. 2017), from {PACKAGE} {self.package_version}",
             "size": [int(self.image.shape[1]), int(self.image.shape[0])],
             "strength": self.strength,
             "preserve_colour": self.preserve_colour,
-            "regions": {"source": self.region_source, "label_shape": list(self.labels.shape),
-                        "ids": [int(r) for r in sizes],
-                        "fraction": {str(int(r)): round(int(n) / total, 4) for r, n in sizes.items()}},
+            "regions": {"source": self.region_source, "label_shape": [height, width], "by_id": regions},
             "matches": {"source": self.match_source,
                         "by_region": {str(r): {"reference": m.style_index, "reference_region": m.style_region,
                                                "score": None if m.score is None else round(m.score, 4),
@@ -188,6 +192,7 @@ class Drafter:
                 on_event(StepEvent("draft", step, total, message=message))
 
         _check_arguments(references, labels, assignment, strength, size)
+        emit(0, 4, "start")
         networks = self.networks
         t = time.perf_counter()
         content_key = pixel_sha256(content)
@@ -195,16 +200,15 @@ class Drafter:
         work, guide = self._working_image(content, content_key, size)
         t = lap("prepare", t)
 
-        emit(0, 4, "regions")
         region_source = "quick" if labels is None else "method"
         labels = self.quick_regions(content, content_key) if labels is None else np.asarray(labels, np.int64)
         labels_key = _array_key(labels)
         full = self._snapped.get((content_key, size, labels_key))
         if full is None:
-            full = self._snapped.put((content_key, size, labels_key), comp.snap_labels(labels, guide))
+            full = self._snapped.put((content_key, size, labels_key), comp.snap_labels(labels, work))
         t = lap("regions", t)
+        emit(1, 4, "regions")
 
-        emit(1, 4, "matches")
         ref_vectors = [self.style_vector(ref, key) for ref, key in zip(references, ref_keys)]
         t = lap("vectors", t)
         if assignment is None:
@@ -215,22 +219,20 @@ class Drafter:
             matches = _given_matches(labels, assignment, len(references))
         matches = _apply_pins(matches, pins, len(references))
         t = lap("match", t)
+        emit(2, 4, "matches")
 
         used = sorted({m.style_index for m in matches.values()})
         own = self.style_vector(content, content_key) if strength < 1.0 else None
-        passes = {}
-        for n, ref in enumerate(used, start=1):
-            emit(1 + n / len(used), 4, f"reference {ref + 1}")
-            passes[ref] = self._pass(work, content_key, size, ref_keys[ref], ref_vectors[ref], own, strength)
+        passes = {ref: self._pass(work, content_key, size, ref_keys[ref], ref_vectors[ref], own, strength) for ref in used}
         t = lap("passes", t)
+        emit(3, 4, "passes")
 
-        emit(3, 4, "composite")
         weights = comp.reference_weights(full, {r: m.style_index for r, m in matches.items()}, guide)
         image = comp.composite(passes, weights)
         if preserve_colour:
             image = comp.preserve_colour(image, work)
         lap("composite", t)
-        emit(4, 4, "done")
+        emit(4, 4, "composite")
         return DraftResult(image=image, labels=labels, region_source=region_source, match_source=match_source,
                            matches=matches, strength=float(strength), preserve_colour=preserve_colour,
                            seconds=time.perf_counter() - start, timings=timings,

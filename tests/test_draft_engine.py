@@ -1,0 +1,122 @@
+"""The instant draft on the real Magenta ONNX files from the installed draft extra, at 128 px (fast on 2 cores)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.draft import Drafter, draft_available
+from engine.errors import InvalidRequest
+from engine.types import Pin
+
+AVAILABLE, WHY_NOT = draft_available()
+requires_draft = pytest.mark.skipif(not AVAILABLE, reason=f"draft extra not installed: {WHY_NOT}")
+
+
+def synthetic_photo(n: int = 128) -> Image.Image:
+    """Soft gradients and a pale disc: photo-like colours, nothing like the paintings below."""
+    yy, xx = np.mgrid[0:n, 0:n] / n
+    img = np.stack([0.3 + 0.4 * xx, 0.5 + 0.3 * yy, 0.6 - 0.2 * xx], -1)
+    img[(xx - 0.5) ** 2 + (yy - 0.55) ** 2 < 0.06] = [0.85, 0.8, 0.7]
+    return Image.fromarray((img * 255).astype(np.uint8))
+
+
+def synthetic_painting(colours: tuple, period: int = 8, n: int = 128, seed: int = 0) -> Image.Image:
+    """Noisy diagonal stripes in two colours: a strong, easily measured style."""
+    yy, xx = np.mgrid[0:n, 0:n]
+    stripes = ((xx + yy) // period) % 2
+    img = np.where(stripes[..., None], colours[0], colours[1]).astype(np.float32)
+    img += np.random.default_rng(seed).normal(0, 15, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+WARM = ((220, 40, 30), (250, 200, 20))
+COOL = ((20, 60, 200), (30, 200, 220))
+
+
+@pytest.fixture(scope="module")
+def drafter(tmp_path_factory) -> Drafter:
+    if not AVAILABLE:
+        pytest.skip(f"draft extra not installed: {WHY_NOT}")
+    return Drafter(cache_dir=tmp_path_factory.mktemp("draft_cache"))
+
+
+def mean_colour(image) -> np.ndarray:
+    return np.asarray(image, np.float64).reshape(-1, 3).mean(0)
+
+
+@requires_draft
+def test_transformer_runs_at_any_multiple_of_4_and_the_file_stays_fixed(drafter):
+    import onnx
+
+    from engine.draft.onnx_models import locate_models
+
+    out = drafter.networks.transform(np.full((96, 132, 3), 0.5, np.float32), np.zeros(100, np.float32))
+    assert out.shape == (96, 132, 3)
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    shipped = onnx.load(str(locate_models().transformer)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in shipped] == [1, 384, 384, 3]  # relaxed in memory only
+
+
+@requires_draft
+def test_stylises_toward_the_reference_colours(drafter):
+    photo, painting = synthetic_photo(), synthetic_painting(WARM)
+    result = drafter.draft(photo, [painting], size=128)
+    assert result.image.shape == (128, 128, 3) and result.image.dtype == np.uint8
+    assert np.abs(result.image.astype(float) - np.asarray(photo, float)).mean() > 20
+    target = mean_colour(painting)
+    assert np.linalg.norm(mean_colour(result.image) - target) < 0.5 * np.linalg.norm(mean_colour(photo) - target)
+    assert result.region_source == "quick" and result.match_source == "quick"
+
+
+@requires_draft
+def test_strength_zero_and_preserve_colour_stay_closer_to_the_photo(drafter):
+    photo, painting = synthetic_photo(), synthetic_painting(WARM)
+    full = drafter.draft(photo, [painting], size=128)
+    weak = drafter.draft(photo, [painting], size=128, strength=0.0)
+    kept = drafter.draft(photo, [painting], size=128, preserve_colour=True)
+    photo_mean = mean_colour(photo)
+    far = np.linalg.norm(mean_colour(full.image) - photo_mean)
+    assert np.linalg.norm(mean_colour(weak.image) - photo_mean) < 0.5 * far
+    assert np.linalg.norm(mean_colour(kept.image) - photo_mean) < 0.5 * far
+
+
+@requires_draft
+def test_pins_change_the_draft_and_only_recomposite(drafter, monkeypatch):
+    photo = synthetic_photo()
+    refs = [synthetic_painting(WARM), synthetic_painting(COOL, period=12, seed=1)]
+    labels = np.ones((64, 64), np.int64)
+    labels[:, 32:] = 2
+    both = drafter.draft(photo, refs, labels=labels, assignment={1: 0, 2: 1}, size=128)
+    assert both.region_source == "method" and both.match_source == "method"
+    calls = []
+    monkeypatch.setattr(drafter.networks, "transform", lambda *a: calls.append(a))  # cached passes only
+    pinned = drafter.draft(photo, refs, labels=labels, assignment={1: 0, 2: 1}, pins=[Pin(2, 0)], size=128)
+    assert calls == []
+    assert pinned.matches[2].pinned and pinned.matches[2].style_index == 0
+    assert np.abs(pinned.image[:, 80:].astype(float) - both.image[:, 80:]).mean() > 20  # the pinned half changed
+    np.testing.assert_allclose(pinned.image[:, :40], both.image[:, :40], atol=2)  # the other one did not
+
+
+@requires_draft
+def test_style_vectors_persist_on_disk(tmp_path, monkeypatch):
+    painting = synthetic_painting(COOL)
+    first = Drafter(cache_dir=tmp_path).style_vector(painting)
+    again = Drafter(cache_dir=tmp_path)
+    monkeypatch.setattr(again.networks, "predict", lambda x: pytest.fail("recomputed a cached vector"))
+    np.testing.assert_array_equal(again.style_vector(painting), first)
+    assert first.shape == (100,)
+
+
+@requires_draft
+@pytest.mark.parametrize("kwargs, message", [
+    ({"size": 130}, "multiple of 4"),
+    ({"size": 2048}, "multiple of 4"),
+    ({"strength": 1.5}, "Strength"),
+    ({"pins": [Pin(99, 0)]}, "Pinned region 99"),
+    ({"pins": [Pin(1, 5)]}, "Reference 5"),
+])
+def test_bad_requests_say_what_is_wrong(drafter, kwargs, message):
+    labels = np.ones((8, 8), np.int64)
+    with pytest.raises(InvalidRequest, match=message):
+        drafter.draft(synthetic_photo(), [synthetic_painting(WARM)], labels=labels, assignment={1: 0}, **kwargs)
