@@ -1,0 +1,58 @@
+"""QApplication set-up: organisation and app names first (QSettings and QStandardPaths depend on them),
+then the style sheet and icon, then logging of uncaught errors instead of a silent exit."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+ORGANIZATION = "StyleGallery"
+APPLICATION = "StyleGallery"
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+
+log = logging.getLogger(__name__)
+
+
+def set_names() -> None:
+    """Before any QSettings or QStandardPaths call."""
+    QCoreApplication.setOrganizationName(ORGANIZATION)
+    QCoreApplication.setApplicationName(APPLICATION)
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    """The QApplication (or the existing one), named, styled and with the app icon."""
+    set_names()
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    app.setApplicationDisplayName(APPLICATION)
+    style = RESOURCES / "style.qss"
+    if style.is_file():
+        app.setStyleSheet(style.read_text(encoding="utf-8"))
+    icon = app_icon()
+    if icon is not None:
+        app.setWindowIcon(icon)
+    return app
+
+
+def app_icon() -> QIcon | None:
+    """The icon another part of the project draws under resources/icons (absent: Qt's default)."""
+    for name in ("stylegallery.svg", "stylegallery.png", "app.svg", "app.png", "icon.png"):
+        path = RESOURCES / "icons" / name
+        if path.is_file():
+            return QIcon(str(path))
+    return None
+
+
+def log_uncaught() -> None:
+    """A Python exception in a slot should reach the log, not vanish (or abort a windowed build)."""
+    previous = sys.excepthook
+
+    def hook(kind, value, traceback):
+        log.error("uncaught exception", exc_info=(kind, value, traceback))
+        if previous is not None and previous is not sys.__excepthook__:
+            previous(kind, value, traceback)
+
+    sys.excepthook = hook

@@ -1,0 +1,298 @@
+"""Glue between the document model and the engine: turns user actions into GPU jobs and results into state.
+
+All engine calls run on the `JobQueue`'s thread; every handler here runs in the GUI thread (queued slots).
+The engine is called through closures made at submit time, so a settings change (a new Engine) applies to
+the next job while a running one finishes with the engine it started with.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from engine.errors import ImageUnreadable
+from engine.images import load_image, pixel_sha256
+from engine.params import settings_key
+from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
+
+from .model.errors import ErrorInfo
+from .model.gallery import Gallery
+from .model.results import save_result_png
+from .model.session import RunRecord, Session
+from .worker import Job, JobQueue
+
+MATCH_DELAY_MS = 250  # gather quick successive gallery edits into one matching job
+
+
+class Controller(QObject):
+    """Owns the job queue and the engine in use; the window calls its methods and binds to the models."""
+
+    device_changed = Signal(str)  # "NVIDIA ..., 21.3 GiB free" or "CPU: slow"
+    model_changed = Signal(str)  # the model in use, for the status bar
+
+    def __init__(self, session: Session, gallery: Gallery, engine: Any, model_label: str,
+                 random_weights: bool, engine_error: ErrorInfo | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.session, self.gallery = session, gallery
+        self.queue = JobQueue(self)
+        self.engine, self.engine_error = engine, engine_error
+        self.model_label = model_label
+        self._match_timer = QTimer(self, singleShot=True, interval=MATCH_DELAY_MS)
+        self._match_timer.timeout.connect(self.match_now)
+        self.queue.step.connect(self._on_step)
+        self.queue.done.connect(self._on_done)
+        self.queue.failed.connect(self._on_failed)
+        self.queue.cancelled.connect(self._on_cancelled)
+        self.gallery.changed.connect(self.schedule_match)
+        self.session.random_weights = random_weights
+        if gallery.load_error is not None:
+            session.show_error(gallery.load_error)
+
+    # ----- engine
+    def use_engine(self, engine: Any, model_label: str, random_weights: bool,
+                   engine_error: ErrorInfo | None = None) -> None:
+        """Switch models (settings changed): analyses are redone with the new engine."""
+        self.queue.cancel()
+        self.engine, self.engine_error, self.model_label = engine, engine_error, model_label
+        self.session.random_weights = random_weights
+        self.session.analysis = None
+        self.session.match_table = None
+        for ref in self.gallery.references:
+            self.gallery.set_analysis(ref.id, None)
+        self.start()
+
+    def start(self) -> None:
+        """Ask for the device summary, then analyse the open content and every reference (cached by the engine)."""
+        self.model_changed.emit(self.model_label)
+        if self.engine is None:
+            self.session.show_error(self.engine_error)
+            return
+        self._submit("device", lambda engine, on_event, cancel: engine.device_summary())
+        if self.session.content is not None:
+            self._analyze_content()
+        for ref in self.gallery.references:
+            self._analyze_reference(ref.id)
+
+    def shutdown(self) -> None:
+        self._match_timer.stop()
+        self.queue.shutdown()
+        self.session.save()
+
+    # ----- content
+    def open_content(self, path: Path) -> bool:
+        """Open a photo (errors go to the banner); its pins and history come back if it was open before."""
+        try:
+            image = load_image(path)
+        except ImageUnreadable as exc:
+            self.session.show_error(ErrorInfo.from_exception(exc))
+            return False
+        self.queue.cancel("analyze_content")
+        self.queue.cancel("match")
+        self.session.show_error(None)
+        self.session.open(Path(path), pixel_sha256(image))
+        self._analyze_content()
+        return True
+
+    def _analyze_content(self) -> None:
+        ref = ImageRef(self.session.content)
+        self.session.status = "Analysing the photo…"
+        self._submit("analyze_content", lambda engine, on_event, cancel: engine.analyze(
+            ref, on_event=on_event, cancel=cancel), key=self.session.content_sha)
+
+    # ----- gallery
+    def add_references(self, paths: list[Path], family: str = "") -> list[str]:
+        added, problems = self.gallery.add_paths(paths, family)
+        self._report(problems)
+        for ref_id in added:
+            self._analyze_reference(ref_id)
+        return added
+
+    def add_reference_image(self, image, name: str = "Pasted image") -> str | None:
+        ref_id = self.gallery.add_image(image, name)
+        if ref_id is None:
+            self._report([ErrorInfo("duplicate", "The pasted image is already in the gallery")])
+        else:
+            self._analyze_reference(ref_id)
+        return ref_id
+
+    def remove_reference(self, ref_id: str) -> None:
+        self.queue.cancel("analyze_reference", ref_id)
+        self.gallery.remove(ref_id)
+
+    def _analyze_reference(self, ref_id: str) -> None:
+        ref = self.gallery.image_ref(ref_id)
+        self._submit("analyze_reference", lambda engine, on_event, cancel: engine.analyze(
+            ref, on_event=on_event, cancel=cancel), key=ref_id)
+
+    def _report(self, problems: list[ErrorInfo]) -> None:
+        if len(problems) == 1:
+            self.session.show_error(problems[0])
+        elif problems:
+            first = problems[0]
+            self.session.show_error(ErrorInfo(first.kind, f"{first.message} (and {len(problems) - 1} more files "
+                                              "were skipped)", first.hint))
+
+    # ----- matching
+    def participants(self) -> list[str]:
+        """References of a run: the checked ones, plus any a pin names (a pin is an explicit choice)."""
+        ids = [r.id for r in self.gallery.enabled()]
+        pinned = [t.ref_id for t in self.session.pins.values() if self.gallery.get(t.ref_id) is not None]
+        return ids + [i for i in dict.fromkeys(pinned) if i not in ids]
+
+    @Slot()
+    def schedule_match(self) -> None:
+        self._match_timer.start()
+
+    @Slot()
+    def match_now(self) -> None:
+        """Match once the content and every participating reference are analysed (else wait for them)."""
+        ids = [r.id for r in self.gallery.enabled()]
+        if self.session.analysis is None:
+            return
+        if not ids:
+            self.session.match_table, self.session.match_refs = None, ()
+            self.session.status = "Add or check references in the gallery to match regions"
+            return
+        if tuple(ids) == self.session.match_refs and self.session.match_table is not None:
+            return
+        if any(self.gallery.analysis(i) is None for i in ids):
+            return  # the last reference analysis to finish schedules the match again
+        self.queue.cancel("match")
+        content = ImageRef(self.session.content)
+        refs = [self.gallery.image_ref(i) for i in ids]
+        self.session.status = "Matching regions…"
+        self._submit("match", lambda engine, on_event, cancel: engine.match(
+            content, refs, on_event=on_event, cancel=cancel), key=self.session.content_sha, context=tuple(ids))
+
+    # ----- generation
+    def run(self) -> Job | None:
+        """Start a transfer with the session's parameters; problems go to the banner."""
+        session = self.session
+        if session.running:
+            return None
+        if session.content is None:
+            session.show_error(ErrorInfo("invalid_request", "Open a photo first", "File > Open photo…"))
+            return None
+        ids = self.participants()
+        if not ids:
+            session.show_error(ErrorInfo("invalid_request", "No reference takes part in the run",
+                                         "Check at least one reference in the gallery."))
+            return None
+        request = TransferRequest(ImageRef(session.content), [self.gallery.image_ref(i) for i in ids],
+                                  session.engine_pins(ids), stage3=session.stage3())
+        context = {"ids": ids, "request": request, "started": time.monotonic()}
+        job = self._submit("transfer", lambda engine, on_event, cancel: engine.transfer(
+            request, on_event=on_event, cancel=cancel), key=session.content_sha, context=context)
+        if job is None:
+            return None
+        session.show_error(None)
+        session.running = True
+        session.progress = (0, request.stage3.steps)
+        session.loss = None
+        session.preview = None
+        session.status = "Running…"
+        return job
+
+    def _submit(self, kind: str, call: Callable[[Any, Any, Any], Any], key: str = "", context: Any = None) -> Job | None:
+        """Queue `call(engine, on_event, cancel)` with the engine in use now; None (and the reason shown) without one."""
+        engine = self.engine
+        if engine is None:
+            self.session.show_error(self.engine_error or ErrorInfo(
+                "model_missing", "No model is loaded", "Check the model source in Settings."))
+            return None
+        return self.queue.submit(Job(kind, lambda on_event, cancel: call(engine, on_event, cancel), key, context))
+
+    def cancel_run(self) -> None:
+        self.queue.cancel("transfer")
+
+    def _record_run(self, job: Job, result: TransferResult) -> RunRecord:
+        """Save the result PNG (with its job in the metadata) into the session folder and the history."""
+        session = self.session
+        request: TransferRequest = job.context["request"]
+        names = [self.gallery.get(i).name if self.gallery.get(i) else i for i in job.context["ids"]]
+        record = RunRecord(
+            file=f"run-{datetime.now():%Y%m%d-%H%M%S}-{job.id}.png",
+            created=datetime.now().isoformat(timespec="seconds"),
+            params=settings_key(request.stage3),
+            references=names,
+            pins=[asdict(p) for p in request.pins],
+            steps_done=result.steps_done,
+            steps_total=result.steps_total,
+            cancelled=result.cancelled,
+            seconds=round(result.seconds or time.monotonic() - job.context["started"], 2),
+            random_weights=session.random_weights,
+            final_loss=result.losses[-1].total if result.losses else None,
+        )
+        metadata = {**asdict(record), "content": str(request.content.path), "model": self.model_label,
+                    "reference_files": [str(r.path) for r in request.references]}
+        save_result_png(session.run_folder / record.file, result.image, metadata)
+        session.add_run(record)
+        return record
+
+    # ----- job results (GUI thread)
+    @Slot(object, object)
+    def _on_step(self, job: Job, event: StepEvent) -> None:
+        session = self.session
+        if job.kind == "transfer":
+            session.progress = (event.step, event.total)
+            if event.loss is not None:
+                session.loss = event.loss
+            if event.preview is not None:
+                session.preview = event.preview
+        elif not session.running:
+            session.progress = (event.step, event.total)
+            if event.message:
+                session.status = event.message
+
+    @Slot(object, object)
+    def _on_done(self, job: Job, result: Any) -> None:
+        session = self.session
+        if job.kind == "device":
+            self.device_changed.emit(str(result))
+        elif job.kind == "analyze_content" and job.key == session.content_sha:
+            session.analysis = result
+            session.status = f"{len(result.region_ids)} regions found"
+            self.schedule_match()
+        elif job.kind == "analyze_reference":
+            self.gallery.set_analysis(job.key, result)
+            self.schedule_match()
+        elif job.kind == "match" and job.key == session.content_sha:
+            session.match_refs = job.context
+            session.match_table = result
+            session.status = "Regions matched"
+        elif job.kind == "transfer":
+            self._finish_run(job, result)
+
+    @Slot(object, object)
+    def _on_failed(self, job: Job, info: ErrorInfo) -> None:
+        if job.kind == "transfer":
+            self.session.running = False
+        self.session.status = info.message
+        self.session.show_error(info)
+
+    @Slot(object, object)
+    def _on_cancelled(self, job: Job, partial: Any) -> None:
+        if job.kind != "transfer":
+            return
+        if partial is not None:
+            self._finish_run(job, partial)
+        else:
+            self.session.running = False
+            self.session.status = "Run cancelled"
+
+    def _finish_run(self, job: Job, result: TransferResult) -> None:
+        session = self.session
+        try:
+            if job.key == session.content_sha:
+                self._record_run(job, result)
+        except OSError as exc:
+            session.show_error(ErrorInfo("save_failed", f"Could not save the result: {exc}",
+                                         "Check that the data folder is writable and has free space."))
+        finally:
+            session.running = False  # reset even when saving failed, or Run stays disabled (KAD#814)
+        verb = "cancelled at step" if result.cancelled else "finished:"
+        session.status = f"Run {verb} {result.steps_done}/{result.steps_total} steps"

@@ -1,0 +1,275 @@
+"""The main window: gallery left, photo with its region map in the centre and the result below it,
+matches and generation controls right; menus, shortcuts and a status bar with the device and model."""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget)
+
+from .controller import Controller
+from .model.errors import ErrorInfo
+from .model.gallery import Gallery
+from .model.session import PinTarget, Session
+from .settings import AppSettings, Preferences, random_weights
+from .widgets.content_panel import ContentPanel
+from .widgets.error_banner import ErrorBanner
+from .widgets.gallery_panel import IMAGE_FILTER, GalleryPanel
+from .widgets.generation_panel import GenerationPanel
+from .widgets.matches_panel import MatchesPanel
+from .widgets.result_panel import ResultPanel
+from .widgets.settings_dialog import SettingsDialog
+
+log = logging.getLogger(__name__)
+APP_TITLE = "StyleGallery"
+
+
+def make_engine(prefs: Preferences, cache_dir: Path):
+    """An Engine for `prefs` (models load lazily, on the first job), or the error that prevents one."""
+    try:
+        from engine.api import Engine
+
+        return Engine(prefs.model_source(), device=prefs.device, precision=prefs.precision,
+                      cache_dir=Path(prefs.cache_dir) if prefs.cache_dir else cache_dir), None
+    except Exception as exc:  # shown in the window; the gallery and pins stay usable without an engine
+        return None, ErrorInfo.from_exception(exc)
+
+
+def model_label(prefs: Preferences) -> str:
+    label = Path(prefs.sd).name if prefs.sd.lower().endswith(".safetensors") else prefs.sd
+    return f"{label} (RANDOM WEIGHTS)" if random_weights(prefs.model_source()) else label
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: AppSettings, data_dir: Path, engine=None, parent: QWidget | None = None):
+        """`engine` None: built from the settings (tests pass their own)."""
+        super().__init__(parent)
+        self.settings = settings
+        self.data_dir = Path(data_dir)
+        prefs = settings.preferences()
+        error = None
+        if engine is None:
+            engine, error = make_engine(prefs, self.default_cache())
+        self.session = Session(self.data_dir / "sessions", self)
+        self.gallery = Gallery(self.data_dir / "gallery", self)
+        self.controller = Controller(self.session, self.gallery, engine, model_label(prefs),
+                                     random_weights(prefs.model_source()), error, self)
+        self._build()
+        self._build_menus()
+        geometry = settings.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1500, 940)
+        self._update_title()
+        self.controller.start()
+
+    def default_cache(self) -> Path:
+        return self.data_dir / "cache"
+
+    # ----- layout
+    def _build(self) -> None:
+        self.gallery_panel = GalleryPanel(self.controller)
+        self.content_panel = ContentPanel(self.session)
+        self.banner = ErrorBanner(self.session)
+        self.result_panel = ResultPanel(self.session)
+        self.matches_panel = MatchesPanel(self.controller)
+        self.generation_panel = GenerationPanel(self.controller)
+
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.banner)
+        top_layout.addWidget(self.content_panel, 1)
+        centre = QSplitter(Qt.Orientation.Vertical)
+        centre.addWidget(top)
+        centre.addWidget(self.result_panel)
+        centre.setStretchFactor(0, 3)
+        centre.setStretchFactor(1, 2)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.matches_panel)
+        right.addWidget(self.generation_panel)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 2)
+        main = QSplitter(Qt.Orientation.Horizontal)
+        main.addWidget(self.gallery_panel)
+        main.addWidget(centre)
+        main.addWidget(right)
+        main.setStretchFactor(0, 1)
+        main.setStretchFactor(1, 3)
+        main.setStretchFactor(2, 2)
+        main.setSizes([280, 760, 460])
+        self.setCentralWidget(main)
+
+        self.device_label = QLabel("Device: …")
+        self.device_label.setObjectName("deviceLabel")
+        self.model_label = QLabel("")
+        self.model_label.setObjectName("modelLabel")
+        self.statusBar().addPermanentWidget(self.model_label)
+        self.statusBar().addPermanentWidget(self.device_label)
+
+        self.content_panel.files_dropped.connect(self._content_dropped)
+        self.gallery_panel.reference_clicked.connect(self._reference_clicked)
+        self.result_panel.save_requested.connect(self.save_result)
+        self.controller.device_changed.connect(self._device_changed)
+        self.controller.model_changed.connect(self._model_changed)
+        self.session.status_changed.connect(self._status_changed)
+        self.session.content_changed.connect(self._update_title)
+        self.session.undo_stack.cleanChanged.connect(self._update_title)
+
+    def _build_menus(self) -> None:
+        session, stack = self.session, self.session.undo_stack
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Open photo…", self.open_content, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "&Add references…", self.gallery_panel.open_files, "Ctrl+Shift+O")
+        self._action(file_menu, "Add reference &folder…", self.gallery_panel.open_folder)
+        self._action(file_menu, "&Paste reference", self.gallery_panel.paste, QKeySequence.StandardKey.Paste)
+        file_menu.addSeparator()
+        self.save_action = self._action(file_menu, "&Save result…", self.save_result, QKeySequence.StandardKey.Save)
+        file_menu.addSeparator()
+        self._action(file_menu, "Se&ttings…", self.open_settings, QKeySequence.StandardKey.Preferences)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        edit = self.menuBar().addMenu("&Edit")
+        undo = stack.createUndoAction(self, "&Undo")
+        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        redo = stack.createRedoAction(self, "&Redo")
+        redo.setShortcuts([QKeySequence(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Y")])
+        edit.addAction(undo)
+        edit.addAction(redo)
+        self.undo_action, self.redo_action = undo, redo
+        edit.addSeparator()
+        self._action(edit, "&Clear pin of the selected region", self.matches_panel.clear_selected_pin, "Backspace")
+        self._action(edit, "Clear &all pins", session.clear_pins)
+
+        view = self.menuBar().addMenu("&View")
+        self.overlay_action = self._action(view, "&Region map", self._toggle_overlay, "R")
+        self.overlay_action.setCheckable(True)
+        self.overlay_action.setChecked(session.overlay_visible)
+        session.overlay_visible_changed.connect(self.overlay_action.setChecked)
+        self.maps_action = self._action(view, "Reference region &maps", self._toggle_reference_maps, "M")
+        self.maps_action.setCheckable(True)
+        session.reference_maps_changed.connect(self.maps_action.setChecked)
+
+        run = self.menuBar().addMenu("&Run")
+        self.run_action = self._action(run, "&Run", self.controller.run, "Ctrl+Return")
+        self.cancel_action = self._action(run, "&Cancel", self.controller.cancel_run, "Esc")
+        session.running_changed.connect(self._running_changed)
+        self._running_changed(session.running)
+
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&About StyleGallery", self._about)
+
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    # ----- actions
+    @Slot()
+    def open_content(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a photo", "", IMAGE_FILTER)
+        if path:
+            self.controller.open_content(Path(path))
+
+    @Slot(list)
+    def _content_dropped(self, paths: list[Path]) -> None:
+        self.controller.open_content(paths[0])
+
+    @Slot(str)
+    def _reference_clicked(self, ref_id: str) -> None:
+        """Show the reference large; with a photo region selected, pin that region to the whole reference."""
+        self.matches_panel.show_reference(ref_id)
+        if self.session.selected_region is not None:
+            self.session.pin(self.session.selected_region, PinTarget(ref_id))
+
+    @Slot()
+    def save_result(self) -> None:
+        record = self.session.result
+        if record is None:
+            self.session.show_error(ErrorInfo("invalid_request", "There is no result to save yet", "Run first."))
+            return
+        stem = Path(self.session.content).stem if self.session.content else "result"
+        path, _ = QFileDialog.getSaveFileName(self, "Save result", f"{stem}-stylegallery.png", "PNG image (*.png)")
+        if path:
+            self.save_result_to(Path(path))
+
+    def save_result_to(self, path: Path) -> None:
+        """Copy the result PNG (its metadata holds the run's parameters) to `path`."""
+        if path.suffix.lower() != ".png":
+            path = path.with_suffix(".png")
+        try:
+            shutil.copyfile(self.session.result_path(self.session.result), path)
+        except OSError as exc:
+            self.session.show_error(ErrorInfo("save_failed", f"Could not save {path.name}: {exc.strerror}",
+                                              "Choose another folder."))
+        else:
+            self.session.status = f"Saved {path}"
+
+    @Slot()
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.settings.preferences(), str(self.default_cache()), self)
+        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+            return
+        prefs = dialog.preferences()
+        self.settings.set_preferences(prefs)
+        self.apply_preferences(prefs)
+
+    def apply_preferences(self, prefs: Preferences) -> None:
+        engine, error = make_engine(prefs, self.default_cache())
+        self.session.show_error(None)
+        self.controller.use_engine(engine, model_label(prefs), random_weights(prefs.model_source()), error)
+
+    @Slot()
+    def _toggle_overlay(self) -> None:
+        self.session.overlay_visible = self.overlay_action.isChecked()
+
+    @Slot()
+    def _toggle_reference_maps(self) -> None:
+        self.session.reference_maps = self.maps_action.isChecked()
+
+    @Slot()
+    def _about(self) -> None:
+        QMessageBox.about(self, "About StyleGallery",
+                          "StyleGallery restyles a photo region by region after your own references "
+                          "(He et al., StyleGallery, CVPR 2026), with Stable Diffusion 1.5 on this computer.")
+
+    # ----- status
+    @Slot(object)
+    def _running_changed(self, running: bool) -> None:
+        self.run_action.setEnabled(not running)
+        self.cancel_action.setEnabled(bool(running))
+
+    @Slot(str)
+    def _device_changed(self, text: str) -> None:
+        self.device_label.setText(f"Device: {text}")
+
+    @Slot(str)
+    def _model_changed(self, text: str) -> None:
+        self.model_label.setText(f"Model: {text}")
+        self.model_label.setProperty("random", "RANDOM" in text)
+        self.model_label.style().unpolish(self.model_label)
+        self.model_label.style().polish(self.model_label)
+
+    @Slot(object)
+    def _status_changed(self, text: str) -> None:
+        self.statusBar().showMessage(text)
+
+    @Slot()
+    def _update_title(self) -> None:
+        name = Path(self.session.content).name if self.session.content else "no photo"
+        dirty = "" if self.session.undo_stack.isClean() else "*"
+        self.setWindowTitle(f"{name}{dirty} — {APP_TITLE}")
+
+    def closeEvent(self, event) -> None:
+        """Cancel, wait for the GPU thread, save, then close (never leave a running QThread behind)."""
+        self.controller.shutdown()
+        self.settings.set_geometry(self.saveGeometry())
+        event.accept()

@@ -1,0 +1,34 @@
+"""What the window shows for a failure: kind, one-line message, hint (KAD's `Error(kind, message, data)`)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from engine.errors import StyleGalleryError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    kind: str
+    message: str
+    hint: str = ""
+
+    @property
+    def is_warning(self) -> bool:
+        """Input problems the user fixes by picking another file, not failures of the app."""
+        return self.kind in ("image_unreadable", "image_too_large", "not_an_image", "duplicate")
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> "ErrorInfo":
+        """Typed engine errors keep their kind and hint; anything else is logged with its traceback."""
+        if isinstance(exc, StyleGalleryError):
+            return cls(exc.kind, exc.message, exc.hint)
+        if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
+            from engine.errors import OutOfMemory
+
+            return cls(OutOfMemory.kind, f"Out of memory: {exc}".strip(), OutOfMemory.hint)
+        log.error("unexpected error", exc_info=exc)
+        return cls("internal", f"Error: {type(exc).__name__}: {exc}",
+                   "This is a bug in StyleGallery; the log has the details.")

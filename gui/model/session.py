@@ -1,0 +1,266 @@
+"""The document: one content photo with its analysis, matches, pins, generation parameters and run history.
+
+Pins and history are saved per content (keyed by the pixels' hash, so reopening the same photo restores
+them) in `<data folder>/sessions/<sha>/session.json`, about a second after the last change and on close.
+Pins go through the `QUndoStack` (`gui.model.undo`); selection, hover and opacity are not undoable.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtGui import QUndoStack
+
+from engine.errors import StyleGalleryError
+from engine.params import FAST_MODES, Stage3Params, stage3_for_fast_mode
+from engine.persistence import load_json, save_json_atomic
+from engine.types import Pin
+
+from .errors import ErrorInfo
+from .properties import Property
+
+SESSION_VERSION = 1
+AUTOSAVE_MS = 1000
+_DEFAULT_STAGE3 = Stage3Params()
+
+
+@dataclass(frozen=True)
+class PinTarget:
+    """What the artist pinned a content region to: a gallery reference, whole (region None) or one region."""
+
+    ref_id: str
+    style_region: int | None = None
+
+
+@dataclass(frozen=True)
+class ShownMatch:
+    """A content region's match as shown: the engine's choice, or the artist's pin over it."""
+
+    content_region: int
+    ref_id: str | None
+    style_region: int | None
+    score: float | None
+    pinned: bool
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run in this content's history; `file` is the result PNG inside the session folder."""
+
+    file: str
+    created: str
+    params: dict
+    references: list[str]
+    pins: list[dict]
+    steps_done: int
+    steps_total: int
+    cancelled: bool
+    seconds: float
+    random_weights: bool
+    final_loss: float | None = None
+
+
+class Session(QObject):
+    """Observable state of the open content; widgets bind to it and hold nothing themselves."""
+
+    modified = Signal(str)
+    content_changed = Signal(object)
+    analysis_changed = Signal(object)
+    match_table_changed = Signal(object)
+    match_refs_changed = Signal(object)
+    opacity_changed = Signal(object)
+    overlay_visible_changed = Signal(object)
+    reference_maps_changed = Signal(object)
+    selected_region_changed = Signal(object)
+    hovered_region_changed = Signal(object)
+    steps_changed = Signal(object)
+    content_weight_changed = Signal(object)
+    lr_changed = Signal(object)
+    seed_changed = Signal(object)
+    fast_mode_changed = Signal(object)
+    running_changed = Signal(object)
+    progress_changed = Signal(object)
+    loss_changed = Signal(object)
+    preview_changed = Signal(object)
+    result_changed = Signal(object)
+    error_changed = Signal(object)
+    status_changed = Signal(object)
+    random_weights_changed = Signal(object)
+    pins_changed = Signal()
+    history_changed = Signal()
+
+    content = Property(None)  # Path of the photo
+    analysis = Property(None)  # engine Analysis of the content
+    match_table = Property(None)  # engine MatchTable
+    match_refs = Property(())  # gallery ids in the order the match table's style_index counts them
+    opacity = Property(55)  # region overlay opacity, percent
+    overlay_visible = Property(True)
+    reference_maps = Property(False)  # gallery thumbnails show their region maps
+    selected_region = Property(None)
+    hovered_region = Property(None)
+    steps = Property(_DEFAULT_STAGE3.steps, persist=True)
+    content_weight = Property(_DEFAULT_STAGE3.content_weight, persist=True)
+    lr = Property(_DEFAULT_STAGE3.lr, persist=True)
+    seed = Property(_DEFAULT_STAGE3.seed, persist=True)
+    fast_mode = Property(_DEFAULT_STAGE3.fast_mode, persist=True)
+    running = Property(False)
+    progress = Property((0, 0))  # (step, total) of the current job
+    loss = Property(None)
+    preview = Property(None)  # uint8 HxWx3 of the running transfer
+    result = Property(None)  # RunRecord shown in the result view
+    error = Property(None)  # ErrorInfo shown in the banner
+    status = Property("")  # one line for the status bar
+    random_weights = Property(False)  # the models in use have random weights: label everything they make
+
+    def __init__(self, folder: Path, parent: QObject | None = None):
+        super().__init__(parent)
+        self.folder = Path(folder)  # <data folder>/sessions
+        self.content_sha = ""
+        self.pins: dict[int, PinTarget] = {}
+        self.history: list[RunRecord] = []
+        self.undo_stack = QUndoStack(self)
+        self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
+        self._autosave.timeout.connect(self.save)
+        self.modified.connect(self._schedule_save)
+        self.fast_mode_changed.connect(self._apply_fast_mode)
+
+    # ----- content
+    @property
+    def run_folder(self) -> Path:
+        return self.folder / self.content_sha
+
+    def open(self, path: Path, sha256: str) -> None:
+        """Switch to another photo: save this one, then restore the new one's pins, history and parameters."""
+        self.save()
+        self.undo_stack.clear()
+        self.analysis = None
+        self.match_table = None
+        self.match_refs = ()
+        self.selected_region = self.hovered_region = None
+        self.result = None
+        self.preview = None
+        self.content_sha = sha256
+        self.pins, self.history = {}, []
+        self._restore()
+        self.content = Path(path)
+        self.pins_changed.emit()
+        self.history_changed.emit()
+        if self.history:
+            self.result = self.history[-1]
+
+    # ----- pins and matches
+    def set_pin(self, region: int, target: PinTarget | None) -> None:
+        """Model setter used by the undo commands (never directly by widgets: they call `pin`)."""
+        if self.pins.get(region) == target:
+            return
+        if target is None:
+            self.pins.pop(region, None)
+        else:
+            self.pins[region] = target
+        self.pins_changed.emit()
+        self.modified.emit("pins")
+
+    def pin(self, region: int, target: PinTarget | None) -> None:
+        """Pin (or with None, unpin) a content region, undoably."""
+        from .undo import PinRegion
+
+        if self.pins.get(region) != target:
+            self.undo_stack.push(PinRegion(self, region, target, self.pins.get(region)))
+
+    def clear_pins(self) -> None:
+        """Unpin every region as one undo step."""
+        if not self.pins:
+            return
+        self.undo_stack.beginMacro("Clear all pins")
+        for region in sorted(self.pins):
+            self.pin(region, None)
+        self.undo_stack.endMacro()
+
+    def shown_match(self, region: int) -> ShownMatch | None:
+        """The engine's match for `region`, with the artist's pin (and the pinned pair's score) over it."""
+        table, refs = self.match_table, self.match_refs
+        pin = self.pins.get(region)
+        if pin is not None:
+            score = None
+            if table is not None and pin.ref_id in refs and pin.style_region is not None:
+                index = refs.index(pin.ref_id)
+                score = next((p.score for p in table.candidates(region)
+                              if p.style_index == index and p.style_region == pin.style_region), None)
+            return ShownMatch(region, pin.ref_id, pin.style_region, score, True)
+        if table is None or region not in table.matches:
+            return None
+        match = table.matches[region]
+        ref_id = refs[match.style_index] if match.style_index < len(refs) else None
+        return ShownMatch(region, ref_id, match.style_region, match.score, False)
+
+    def engine_pins(self, ref_ids: list[str]) -> list[Pin]:
+        """Pins for a run whose references are `ref_ids` (pins to references not in it are left out)."""
+        return [Pin(region, ref_ids.index(t.ref_id), t.style_region)
+                for region, t in sorted(self.pins.items()) if t.ref_id in ref_ids]
+
+    # ----- parameters
+    def stage3(self) -> Stage3Params:
+        """The run's stage-3 parameters: the fast mode's schedule with the artist's numbers over it."""
+        return dataclasses.replace(stage3_for_fast_mode(self.fast_mode), steps=int(self.steps),
+                                   lr=float(self.lr), content_weight=float(self.content_weight), seed=int(self.seed))
+
+    @Slot(object)
+    def _apply_fast_mode(self, mode: str) -> None:
+        """Choosing a fast mode loads its SPEC steps, lr and content weight (the artist may then edit them)."""
+        spec = FAST_MODES.get(mode)
+        base = stage3_for_fast_mode(mode) if spec else _DEFAULT_STAGE3
+        self.steps, self.lr, self.content_weight = base.steps, base.lr, base.content_weight
+
+    # ----- history
+    def add_run(self, record: RunRecord) -> None:
+        self.history.append(record)
+        self.history_changed.emit()
+        self.result = record
+        self.save()
+
+    def result_path(self, record: RunRecord) -> Path:
+        return self.run_folder / record.file
+
+    # ----- errors
+    def show_error(self, info: ErrorInfo | None) -> None:
+        self.error = info
+
+    # ----- persistence
+    @Slot()
+    def _schedule_save(self) -> None:
+        self._autosave.start()
+
+    @Slot()
+    def save(self) -> None:
+        """Write pins, parameters and history of the open content; marks the undo stack clean."""
+        self._autosave.stop()
+        if not self.content_sha:
+            return
+        data = {
+            "content": str(self.content) if self.content else None,
+            "pins": [{"region": r, **asdict(t)} for r, t in sorted(self.pins.items())],
+            "params": {name: getattr(self, name) for name in ("steps", "content_weight", "lr", "seed", "fast_mode")},
+            "history": [asdict(r) for r in self.history],
+        }
+        save_json_atomic(self.run_folder / "session.json", data, SESSION_VERSION)
+        self.undo_stack.setClean()
+
+    def _restore(self) -> None:
+        try:
+            data = load_json(self.run_folder / "session.json")
+        except StyleGalleryError as exc:
+            self.show_error(ErrorInfo.from_exception(exc))
+            return
+        if not data:
+            return
+        self.pins = {int(p["region"]): PinTarget(p["ref_id"], p.get("style_region")) for p in data.get("pins", [])}
+        fields = set(RunRecord.__dataclass_fields__)
+        self.history = [RunRecord(**{k: v for k, v in row.items() if k in fields}) for row in data.get("history", [])
+                        if (self.run_folder / row.get("file", "")).is_file()]
+        params = data.get("params", {})
+        for name in ("fast_mode", "steps", "content_weight", "lr", "seed"):  # the fast mode first: it resets the rest
+            if name in params:
+                setattr(self, name, params[name])
+

@@ -1,0 +1,95 @@
+"""Preferences in QSettings (model source, device, precision, cache folder, first run, window geometry).
+
+Documents (gallery, pins, history) are not preferences: they live as JSON in the data folder. QSettings
+hands back "true"/"false" strings on some back ends, so every bool is read with `type=bool`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
+
+from engine.params import ModelSource
+
+DEVICES = ("auto", "cuda", "cpu")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """What the settings dialog edits. `sd` is a hub id, a diffusers folder or a .safetensors file."""
+
+    sd: str = ModelSource.sd
+    dinov2: str = ModelSource.dinov2
+    depth: str = ModelSource.depth
+    offline: bool = False
+    device: str = "auto"
+    precision: str = "auto"
+    cache_dir: str = ""  # empty: <data folder>/cache
+
+    def model_source(self) -> ModelSource:
+        return ModelSource(sd=self.sd, dinov2=self.dinov2, depth=self.depth, offline=self.offline)
+
+
+def data_folder() -> Path:
+    """The user's data folder for this app (org/app names must be set first: see gui.app)."""
+    return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
+
+
+def sd_source_kind(sd: str) -> str:
+    """How the settings dialog labels a model source: "file", "folder" or "hub"."""
+    if sd.lower().endswith((".safetensors", ".ckpt", ".pt")):
+        return "file"
+    if Path(sd).expanduser().is_dir() or "\\" in sd or sd.startswith(("/", ".", "~")):
+        return "folder"
+    return "hub"
+
+
+def random_weights(source: ModelSource) -> bool:
+    """True for the random-weight test models (their folder carries a manifest.json with the seed they were
+    built from); everything they make must be labelled as such."""
+    sd = Path(source.sd).expanduser()
+    for folder in (sd, sd.parent):
+        manifest = folder / "manifest.json"
+        if manifest.is_file():
+            try:
+                return "seed" in json.loads(manifest.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return False
+    return False
+
+
+class AppSettings:
+    """Typed access to QSettings; pass a QSettings (an .ini in a temp folder) to keep tests away from the user's."""
+
+    def __init__(self, settings: QSettings | None = None):
+        self.qsettings = settings if settings is not None else QSettings()
+
+    def preferences(self) -> Preferences:
+        values = {}
+        for f in fields(Preferences):
+            default = f.default
+            values[f.name] = self.qsettings.value(f"model/{f.name}", default, type=type(default))
+        return Preferences(**values)
+
+    def set_preferences(self, prefs: Preferences) -> None:
+        for f in fields(Preferences):
+            self.qsettings.setValue(f"model/{f.name}", getattr(prefs, f.name))
+        self.qsettings.sync()
+
+    @property
+    def first_run_done(self) -> bool:
+        return self.qsettings.value("app/first_run_done", False, type=bool)
+
+    @first_run_done.setter
+    def first_run_done(self, value: bool) -> None:
+        self.qsettings.setValue("app/first_run_done", bool(value))
+
+    def geometry(self) -> QByteArray | None:
+        value = self.qsettings.value("window/geometry")
+        return value if isinstance(value, QByteArray) else None
+
+    def set_geometry(self, geometry: QByteArray) -> None:
+        self.qsettings.setValue("window/geometry", geometry)

@@ -1,0 +1,140 @@
+"""An image with its region map painted over it: hover highlights a region, a click picks it, files drop in.
+
+Used for the content photo and, larger, for a reference. Shows what it is given; owns no document state.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from .images import labels_rgba
+
+RANDOM_WEIGHTS_NOTE = "Region map from RANDOM-WEIGHT test models: not a real segmentation"
+
+
+class RegionView(QWidget):
+    """Paints `image` fitted to the widget and `labels` (a small id map) stretched over it."""
+
+    hovered = Signal(object)  # region id or None
+    clicked = Signal(object)  # region id or None
+    files_dropped = Signal(list)  # list[Path]
+
+    def __init__(self, placeholder: str = "", accept_drops: bool = False, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.placeholder = placeholder
+        self.image: QImage | None = None
+        self.labels: np.ndarray | None = None
+        self.opacity = 0.55
+        self.overlay_visible = True
+        self.strong: frozenset[int] = frozenset()  # hovered / selected regions, painted nearly opaque
+        self.note = ""  # a caption painted over the image (e.g. the random-weights label)
+        self._overlay: QImage | None = None
+        self._hover: int | None = None
+        self.setMouseTracking(True)
+        self.setAcceptDrops(accept_drops)
+        self.setMinimumSize(160, 160)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    # ----- what to show
+    def set_image(self, image: QImage | None) -> None:
+        self.image = image
+        self.update()
+
+    def set_labels(self, labels: np.ndarray | None) -> None:
+        self.labels = labels
+        self._rebuild()
+
+    def set_overlay(self, visible: bool, opacity: float) -> None:
+        self.overlay_visible, self.opacity = visible, opacity
+        self._rebuild()
+
+    def set_strong(self, regions: set[int]) -> None:
+        self.strong = frozenset(r for r in regions if r is not None)
+        self._rebuild()
+
+    def set_note(self, note: str) -> None:
+        self.note = note
+        self.update()
+
+    def _rebuild(self) -> None:
+        self._overlay = None
+        if self.labels is not None:
+            self._overlay = labels_rgba(self.labels, int(255 * self.opacity), self.strong)
+        self.update()
+
+    # ----- geometry
+    def image_rect(self) -> QRectF:
+        """Where the image is painted: fitted inside the widget, aspect kept, centred."""
+        if self.image is None:
+            return QRectF()
+        w, h = self.image.width(), self.image.height()
+        scale = min(self.width() / w, self.height() / h)
+        return QRectF((self.width() - w * scale) / 2, (self.height() - h * scale) / 2, w * scale, h * scale)
+
+    def region_at(self, pos: QPointF) -> int | None:
+        rect = self.image_rect()
+        if self.labels is None or rect.isEmpty() or not rect.contains(pos):
+            return None
+        rows, cols = self.labels.shape
+        row = min(rows - 1, int((pos.y() - rect.top()) / rect.height() * rows))
+        col = min(cols - 1, int((pos.x() - rect.left()) / rect.width() * cols))
+        return int(self.labels[row, col])
+
+    # ----- painting and input
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self.palette().window())
+        if self.image is None:
+            painter.setPen(self.palette().placeholderText().color())
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
+            return
+        rect = self.image_rect()
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        painter.drawImage(rect, self.image)
+        if self._overlay is not None and self.overlay_visible:
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)  # crisp region borders
+            painter.drawImage(rect, self._overlay)
+        if self.note:
+            paint_note(painter, rect, self.note)
+
+    def mouseMoveEvent(self, event) -> None:
+        region = self.region_at(event.position())
+        if region != self._hover:
+            self._hover = region
+            self.hovered.emit(region)
+
+    def leaveEvent(self, event) -> None:
+        if self._hover is not None:
+            self._hover = None
+            self.hovered.emit(None)
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self.image is not None:
+            self.clicked.emit(self.region_at(event.position()))
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.files_dropped.emit(paths)
+
+
+def paint_note(painter: QPainter, rect: QRectF, text: str) -> None:
+    """A dark strip with white text across the top of `rect`: labels that must not be missed."""
+    painter.save()
+    font = QFont(painter.font())
+    font.setBold(True)
+    painter.setFont(font)
+    strip = QRectF(rect.left(), rect.top(), rect.width(), painter.fontMetrics().height() * 2.6)
+    painter.fillRect(strip, QColor(150, 20, 20, 210))
+    painter.setPen(QPen(QColor("white")))
+    painter.drawText(strip.adjusted(6, 2, -6, -2), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
+    painter.restore()
