@@ -2,10 +2,13 @@
 
 Every image the engine reads goes through `load_image`: a pixel-count limit (decompression bombs),
 EXIF orientation, first frame of animations, any mode (alpha, CMYK, 16-bit, palette) to 8-bit RGB.
+Only the common photo formats are tried: Pillow's rarer decoders are less hardened, and its EPS
+plugin would hand the file to Ghostscript.
 """
 from __future__ import annotations
 
 import hashlib
+import struct
 import warnings
 from pathlib import Path
 
@@ -16,6 +19,8 @@ from .errors import ImageTooLarge, ImageUnreadable
 
 MAX_PIXELS = 64_000_000  # about 8000x8000: far above any photo an artist restyles at 512
 MIN_SIDE = 8
+FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "AVIF")  # JPEG covers MPO (camera multi-picture)
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -26,7 +31,7 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path, formats=FORMATS) as img:
                 width, height = img.size
                 if width * height > max_pixels:
                     raise ImageTooLarge(f"{path.name} is {width}x{height} pixels, over the limit of "
@@ -38,7 +43,14 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(f"{path.name} is too large to open safely ({exc})") from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+    except PermissionError as exc:
+        raise ImageUnreadable(f"{path.name} cannot be read: permission denied",
+                              hint="Check the file's permissions, or copy it somewhere you can read.") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageUnreadable(f"{path.name} is not an image in a supported format "
+                              f"({', '.join(FORMATS)})") from exc
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, KeyError, TypeError,
+            ZeroDivisionError) as exc:  # what Pillow's decoders raise on damaged data
         raise ImageUnreadable(f"{path.name} is not a readable image ({type(exc).__name__}: {exc})") from exc
     if min(rgb.size) < MIN_SIDE:
         raise ImageUnreadable(f"{path.name} is only {rgb.size[0]}x{rgb.size[1]} pixels; "
@@ -49,9 +61,10 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
 def to_rgb8(img: Image.Image) -> Image.Image:
     """Any PIL mode to 8-bit RGB; transparency is composited on white (what an artist sees in a viewer)."""
     img.load()
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if img.mode in _SIXTEEN_BIT or img.mode == "I":
         arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if arr.max() > 255 else 255.0
+        # 16-bit data spans 0..65535 even when dark; 32-bit "I" has no fixed range, so guess from the values.
+        peak = 65535.0 if img.mode in _SIXTEEN_BIT or arr.max() > 255 else 255.0
         img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     elif img.mode == "F":
         arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
