@@ -123,7 +123,7 @@ class GalleryPanel(QWidget):
 
     # ----- editing
     def selected_ids(self) -> list[str]:
-        return [item.data(_ID) for item in self.tree.selectedItems() if item.data(_KIND) == "ref"]
+        return [item.data(0, _ID) for item in self.tree.selectedItems() if item.data(0, _KIND) == "ref"]
 
     @Slot()
     def remove_selected(self) -> None:
@@ -132,7 +132,7 @@ class GalleryPanel(QWidget):
 
     @Slot(object, int)
     def _item_changed(self, item: QTreeWidgetItem, column: int) -> None:
-        kind, key = item.data(_KIND), item.data(_ID)
+        kind, key = item.data(0, _KIND), item.data(0, _ID)
         checked = item.checkState(0) == Qt.CheckState.Checked
         if kind == "ref":
             ref = self.gallery.get(key)
@@ -151,8 +151,8 @@ class GalleryPanel(QWidget):
 
     @Slot(object, int)
     def _item_clicked(self, item: QTreeWidgetItem, column: int) -> None:
-        if item.data(_KIND) == "ref":
-            self.reference_clicked.emit(item.data(_ID))
+        if item.data(0, _KIND) == "ref":
+            self.reference_clicked.emit(item.data(0, _ID))
 
     @Slot(object)
     def _context_menu(self, pos) -> None:
@@ -161,8 +161,8 @@ class GalleryPanel(QWidget):
             return
         menu = QMenu(self)
         menu.addAction("Rename", lambda: self.tree.editItem(item, 0))
-        if item.data(_KIND) == "ref":
-            menu.addAction("Move to family…", lambda: self._move_to_family(item.data(_ID)))
+        if item.data(0, _KIND) == "ref":
+            menu.addAction("Move to family…", lambda: self._move_to_family(item.data(0, _ID)))
             menu.addAction("Remove from gallery", self.remove_selected)
         menu.exec(self.tree.viewport().mapToGlobal(pos))
 
@@ -214,7 +214,7 @@ class GalleryPanel(QWidget):
             top = self.tree.topLevelItem(index)
             for child in range(top.childCount()):
                 item = top.child(child)
-                analysis = self.gallery.analysis(item.data(_ID))
+                analysis = self.gallery.analysis(item.data(0, _ID))
                 state = f"{len(analysis.region_ids)} regions" if analysis is not None else "analysing…"
                 item.setToolTip(0, f"{item.text(0)} ({state}). Click after selecting a photo region to pin it.")
 
