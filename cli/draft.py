@@ -22,12 +22,16 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--pin", action="append", default=[], type=parse_pin, metavar="REGION=REF[:REGION]",
                         help="give a content region one reference (repeatable); the draft uses the whole reference")
     parser.add_argument("--strength", type=float, default=1.0, help="0..1: 0 keeps the photo's own style (default 1)")
-    parser.add_argument("--preserve-colour", action="store_true", help="keep the photo's colours, take the style's brightness")
-    parser.add_argument("--size", type=int, default=512, help="long side in pixels, a multiple of 4 up to 1024 (default 512)")
-    parser.add_argument("--labels", type=Path, help="stage-1 region map (.npy, any HxW int map); default: quick regions")
+    parser.add_argument("--preserve-colour", action="store_true",
+                        help="keep the photo's colours, take the style's brightness")
+    parser.add_argument("--size", type=int, default=512,
+                        help="long side in pixels, a multiple of 4 up to 1024 (default 512)")
+    parser.add_argument("--labels", type=Path,
+                        help="stage-1 region map (.npy, any HxW int map); default: quick regions")
     parser.add_argument("--assignment", type=Path,
                         help='stage-2 matches as JSON {"REGION": REF, ...} (needs --labels); default: quick matching')
-    parser.add_argument("--cache-dir", type=Path, default=None, help="where style vectors are kept (default: user data)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="where style vectors are kept (default: the user data folder)")
     parser.add_argument("--out", required=True, type=Path, help="output PNG; the JSON goes beside it (.json)")
 
 

@@ -2,8 +2,8 @@
 
 Two steps: coarse labels (64x64 from stage 1, or the quick regions) are snapped to the photo's edges once per
 (content, labels, size) by a watershed in a one-cell band around each border; then, per pin change, a narrow
-guided-filter feather (He et al. 2010; about 6 px at 512) of each reference's mask blends the passes. The feather is narrow on purpose: a wide one
-shows two styles at once along every seam (a double-exposure band).
+guided-filter feather (He et al. 2010; about 6 px at 512) of each reference's mask blends the passes. The feather
+is narrow on purpose: a wide one shows two styles at once along every seam (a double-exposure band).
 """
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def feather_radius(width: int, height: int) -> int:
     return max(1, int(round(FEATHER_PX_AT_512 / 2 * max(width, height) / 512)))
 
 
-def reference_weights(full_labels: np.ndarray, region_to_ref: dict[int, int], guide: np.ndarray) -> dict[int, np.ndarray]:
+def reference_weights(full_labels: np.ndarray, region_to_ref: dict[int, int],
+                      guide: np.ndarray) -> dict[int, np.ndarray]:
     """Per reference, a feathered weight map (H, W) over the regions it styles; the maps sum to 1 everywhere."""
     refs = sorted(set(region_to_ref.values()))
     ref_of_pixel = np.full(full_labels.shape, -1, np.int64)

@@ -124,12 +124,14 @@ class Drafter:
     """Makes drafts; keeps the networks, style vectors (memory + disk), passes and region maps between calls."""
 
     def __init__(self, cache_dir: Path | None = None, providers: list[str] | None = None, threads: int | None = None,
-                 quick_params: QuickRegionParams = QuickRegionParams(), keep_passes: int = 16):
+                 quick_params: QuickRegionParams = QuickRegionParams(), keep_passes: int = 16,
+                 networks: StyleNetworks | None = None):
+        """`networks` lets several drafters share one pair of loaded sessions (else loaded on first use)."""
         self._disk = DiskCache(cache_dir if cache_dir is not None else default_cache_dir())
         self._providers = providers
         self._threads = threads
         self.quick_params = quick_params
-        self._networks: StyleNetworks | None = None
+        self._networks = networks
         self._vectors = _Lru(256)
         self._references = _Lru(64)  # ref key -> small uint8 copy for colour statistics
         self._working = _Lru(4)
@@ -192,8 +194,8 @@ class Drafter:
                 on_event(StepEvent("draft", step, total, message=message))
 
         _check_arguments(references, labels, assignment, strength, size)
+        networks = self.networks  # first, so a missing extra fails before any progress is shown
         emit(0, 4, "start")
-        networks = self.networks
         t = time.perf_counter()
         content_key = pixel_sha256(content)
         ref_keys = [pixel_sha256(ref) for ref in references]
@@ -223,7 +225,8 @@ class Drafter:
 
         used = sorted({m.style_index for m in matches.values()})
         own = self.style_vector(content, content_key) if strength < 1.0 else None
-        passes = {ref: self._pass(work, content_key, size, ref_keys[ref], ref_vectors[ref], own, strength) for ref in used}
+        passes = {ref: self._pass(work, content_key, size, ref_keys[ref], ref_vectors[ref], own, strength)
+                  for ref in used}
         t = lap("passes", t)
         emit(3, 4, "passes")
 
@@ -278,14 +281,16 @@ def _check_arguments(references, labels, assignment, strength: float, size: int)
     if not 0.0 <= strength <= 1.0:
         raise InvalidRequest(f"Strength must be between 0 and 1, got {strength}")
     if not (MIN_SIZE <= size <= MAX_SIZE and size % SIZE_MULTIPLE == 0):
-        raise InvalidRequest(f"Draft size must be a multiple of {SIZE_MULTIPLE} from {MIN_SIZE} to {MAX_SIZE}, got {size}")
+        raise InvalidRequest(f"Draft size must be a multiple of {SIZE_MULTIPLE} from {MIN_SIZE} to {MAX_SIZE}, "
+                             f"got {size}")
     if labels is not None and np.asarray(labels).ndim != 2:
         raise InvalidRequest(f"Region labels must be a 2-D map, got shape {np.asarray(labels).shape}")
     if assignment is not None and labels is None:
         raise InvalidRequest("A region assignment needs the region labels it refers to")
 
 
-def _given_matches(labels: np.ndarray, assignment: Mapping[int, int | RegionMatch], n_refs: int) -> dict[int, RegionMatch]:
+def _given_matches(labels: np.ndarray, assignment: Mapping[int, int | RegionMatch],
+                   n_refs: int) -> dict[int, RegionMatch]:
     """The caller's (stage 2) matches for every region of `labels`."""
     regions = [int(r) for r in np.unique(labels)]
     missing = [r for r in regions if r not in assignment]
@@ -307,7 +312,8 @@ def _apply_pins(matches: dict[int, RegionMatch], pins: Sequence[Pin], n_refs: in
             raise InvalidRequest(f"Pinned region {pin.content_region} is not a region of this draft "
                                  f"(regions: {sorted(matches)})")
         _check_reference(pin.style_index, n_refs)
-        matches[pin.content_region] = RegionMatch(pin.content_region, pin.style_index, pin.style_region, None, pinned=True)
+        matches[pin.content_region] = RegionMatch(pin.content_region, pin.style_index, pin.style_region, None,
+                                                  pinned=True)
     return matches
 
 

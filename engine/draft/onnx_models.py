@@ -45,7 +45,8 @@ def locate_models() -> ModelFiles:
     try:
         dist = metadata.distribution(PACKAGE)
     except metadata.PackageNotFoundError:
-        raise DraftUnavailable(f"The instant draft needs the Python package {PACKAGE}, which is not installed") from None
+        raise DraftUnavailable(f"The instant draft needs the Python package {PACKAGE}, "
+                               "which is not installed") from None
     files = ModelFiles(Path(dist.locate_file(PREDICTOR_FILE)), Path(dist.locate_file(TRANSFORMER_FILE)), dist.version)
     for path in (files.predictor, files.transformer):
         if not path.is_file():
@@ -59,7 +60,8 @@ def import_runtime():
         import onnx
         import onnxruntime
     except ImportError as exc:
-        raise DraftUnavailable(f"The instant draft needs the Python package {exc.name}, which is not installed") from None
+        raise DraftUnavailable(f"The instant draft needs the Python package {exc.name}, "
+                               "which is not installed") from None
     return onnxruntime, onnx
 
 

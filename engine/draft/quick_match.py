@@ -44,7 +44,8 @@ def subsample(pixels: np.ndarray) -> np.ndarray:
 
 
 def quick_matches(image: np.ndarray, full_labels: np.ndarray, references: list[np.ndarray],
-                  reference_vectors: list[np.ndarray], vector_of: Callable[[np.ndarray], np.ndarray]) -> dict[int, RegionMatch]:
+                  reference_vectors: list[np.ndarray],
+                  vector_of: Callable[[np.ndarray], np.ndarray]) -> dict[int, RegionMatch]:
     """Best reference per region of `full_labels` (same size as `image`); `references` are uint8 RGB images and
     `vector_of` encodes a uint8 crop into a style vector."""
     ref_hists = [ab_histogram(subsample(ref.reshape(-1, 3))) for ref in references]

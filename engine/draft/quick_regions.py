@@ -10,8 +10,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
 
 
 @dataclass(frozen=True)
@@ -37,8 +35,8 @@ def slic(lab: np.ndarray, n_segments: int, compactness: float, iters: int) -> np
     rows, cols = max(1, int(round(height / step))), max(1, int(round(width / step)))
     cy = (np.arange(rows) + 0.5) * height / rows
     cx = (np.arange(cols) + 0.5) * width / cols
-    centres = np.concatenate([lab[cy.astype(int)][:, cx.astype(int)].reshape(-1, 3),
-                              np.stack(np.meshgrid(cy, cx, indexing="ij"), -1).reshape(-1, 2)], axis=1)
+    positions = np.stack(np.meshgrid(cy, cx, indexing="ij"), -1).reshape(-1, 2)
+    centres = np.concatenate([lab[cy.astype(int)][:, cx.astype(int)].reshape(-1, 3), positions], 1).astype(np.float32)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     cell_r = np.minimum((yy * rows / height).astype(int), rows - 1)
     cell_c = np.minimum((xx * cols / width).astype(int), cols - 1)
@@ -65,7 +63,8 @@ def slic(lab: np.ndarray, n_segments: int, compactness: float, iters: int) -> np
     return assign.reshape(height, width)
 
 
-def superpixel_features(lab: np.ndarray, texture: np.ndarray, sp: np.ndarray, params: QuickRegionParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def superpixel_features(lab: np.ndarray, texture: np.ndarray, sp: np.ndarray,
+                        params: QuickRegionParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids, sizes, features) per non-empty superpixel: mean Lab, mean position, mean local contrast."""
     height, width = sp.shape
     ids, inverse, sizes = np.unique(sp.ravel(), return_inverse=True, return_counts=True)
@@ -77,14 +76,51 @@ def superpixel_features(lab: np.ndarray, texture: np.ndarray, sp: np.ndarray, pa
     return ids, sizes, means / scale
 
 
+def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, restarts: int = 3, iters: int = 30) -> np.ndarray:
+    """Plain k-means++ / Lloyd in numpy: a few hundred points, where a library's thread pool costs more than the
+    arithmetic (on a busy 2-core machine, tens of ms per call)."""
+    best, best_inertia = None, np.inf
+    for _ in range(restarts):
+        centres = points[[rng.integers(len(points))]]
+        for _ in range(1, k):
+            d2 = ((points[:, None] - centres[None]) ** 2).sum(-1).min(1)
+            pick = rng.choice(len(points), p=d2 / d2.sum()) if d2.sum() > 0 else rng.integers(len(points))
+            centres = np.vstack([centres, points[pick]])
+        for _ in range(iters):
+            assign = ((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+            moved = np.array([points[assign == j].mean(0) if (assign == j).any() else centres[j] for j in range(k)])
+            if np.allclose(moved, centres):
+                break
+            centres = moved
+        inertia = ((points - centres[assign]) ** 2).sum()
+        if inertia < best_inertia:
+            best, best_inertia = assign, inertia
+    return best
+
+
+def silhouette(distances: np.ndarray, assign: np.ndarray) -> float:
+    """Mean silhouette (Rousseeuw 1987) from a precomputed distance matrix; singleton clusters score 0."""
+    clusters = np.unique(assign)
+    mean_to = np.stack([distances[:, assign == c].mean(1) for c in clusters], 1)  # (N, K)
+    own = np.searchsorted(clusters, assign)
+    sizes = np.bincount(own)
+    a = mean_to[np.arange(len(assign)), own] * sizes[own] / np.maximum(sizes[own] - 1, 1)  # excluding itself
+    mean_to[np.arange(len(assign)), own] = np.inf
+    b = mean_to.min(1)
+    scores = np.where(sizes[own] > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-12), 0.0)
+    return float(scores.mean())
+
+
 def choose_clusters(features: np.ndarray, params: QuickRegionParams) -> np.ndarray:
     """k-means over superpixels for each k in range, keeping the k with the best silhouette."""
+    rng = np.random.default_rng(params.seed)
+    distances = np.sqrt(((features[:, None] - features[None]) ** 2).sum(-1))
     best, best_score = np.zeros(len(features), int), -np.inf
     for k in range(params.k_min, min(params.k_max, len(features) - 1) + 1):
-        assign = KMeans(k, n_init=3, random_state=params.seed).fit_predict(features)
+        assign = kmeans(features, k, rng)
         if len(np.unique(assign)) < 2:
             continue
-        score = silhouette_score(features, assign)
+        score = silhouette(distances, assign)
         if score > best_score:
             best, best_score = assign, score
     return best

@@ -1,0 +1,105 @@
+"""Instant-draft timings on CPU: first draft, a pin to a reference not used yet, and a pure re-composite.
+
+    python benchmarks/bench_draft.py [--images 3] [--sizes 512 1024] [--refs 1 3 5] [--threads N]
+
+Uses ../shared/benchmark (content photos and style references). "first" is a new photo and new references with
+the networks already loaded (style vectors, regions and passes all computed; the one-off session load is printed
+separately); "pin, new ref" pins the largest region to a reference that had no pass yet (one transformer pass);
+"re-composite" then moves that pin to another reference that already has a pass (vectors and passes cached).
+Each cell is the median over --images content photos. Needs the draft extra.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.draft import Drafter  # noqa: E402
+from engine.draft.onnx_models import StyleNetworks  # noqa: E402
+from engine.images import load_image  # noqa: E402
+from engine.types import Pin  # noqa: E402
+
+BENCH = ROOT.parent / "shared" / "benchmark"
+FAMILIES = ["VanGogh", "WaterColor", "Cubism", "InkWashPainting", "Fauvism"]
+
+
+def references(count: int, offset: int) -> list:
+    """`count` references from different families; `offset` picks other files so each trial starts uncached."""
+    refs = []
+    for family in FAMILIES[:count]:
+        files = sorted((BENCH / "style" / family).glob("*.png"))
+        refs.append(load_image(files[offset % len(files)]))
+    return refs
+
+
+def one_trial(networks: StyleNetworks, content, refs, size: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as cache:
+        drafter = Drafter(cache_dir=Path(cache), networks=networks)
+        t = time.perf_counter()
+        first = drafter.draft(content, refs, size=size)
+        times = {"first": time.perf_counter() - t}
+        largest = max(first.matches, key=lambda r: (first.labels == r).sum())
+        current = first.matches[largest].style_index
+        unused = [i for i in range(len(refs)) if i not in {m.style_index for m in first.matches.values()}]
+        if unused:
+            t = time.perf_counter()
+            drafter.draft(content, refs, pins=[Pin(largest, unused[0])], size=size)
+            times["pin_new"] = time.perf_counter() - t
+        # back to its first reference if it moved, else to another reference with a pass: passes all cached
+        used = sorted({m.style_index for m in first.matches.values()})
+        target = current if unused else next((i for i in used if i != current), current)
+        t = time.perf_counter()
+        drafter.draft(content, refs, pins=[Pin(largest, target)], size=size)
+        times["recomposite"] = time.perf_counter() - t
+        times["stages"] = first.timings
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=3, help="content photos per cell (median)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    parser.add_argument("--refs", type=int, nargs="+", default=[1, 3, 5])
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
+    args = parser.parse_args()
+    if not BENCH.is_dir():
+        print(f"benchmark images not found at {BENCH}", file=sys.stderr)
+        return 2
+    t = time.perf_counter()
+    networks = StyleNetworks(threads=args.threads)
+    load = time.perf_counter() - t
+    contents = [load_image(p) for p in sorted((BENCH / "content").glob("*.png"))]
+    # warm-up on an image not timed: first onnxruntime runs and library imports are one-offs per process
+    Drafter(cache_dir=Path(tempfile.mkdtemp()), networks=networks).draft(contents[-1], references(1, 99), size=512)
+
+    print(f"# draft benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
+          f"onnxruntime CPU, threads={args.threads or 'default'}")
+    print(f"session load (both networks, once per process): {load:.2f} s\n")
+    print("| size | refs | first draft (s) | pin, new ref (s) | re-composite after pin (s) |")
+    print("| --- | --- | --- | --- | --- |")
+    stages = {}
+    for size in args.sizes:
+        for count in args.refs:
+            trials = [one_trial(networks, contents[i % len(contents)], references(count, i), size)
+                      for i in range(args.images)]
+            cell = {key: statistics.median(t[key] for t in trials if key in t)
+                    for key in ("first", "pin_new", "recomposite") if any(key in t for t in trials)}
+            stages[(size, count)] = trials[0]["stages"]
+            pin_new = f"{cell['pin_new']:.2f}" if "pin_new" in cell else "-"
+            print(f"| {size} | {count} | {cell['first']:.2f} | {pin_new} | {cell['recomposite']:.3f} |", flush=True)
+    print("\nfirst-draft stages (s), first photo of each cell:")
+    for (size, count), timing in stages.items():
+        print(f"  {size} px, {count} refs: " + ", ".join(f"{k} {v:.3f}" for k, v in timing.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
