@@ -164,6 +164,18 @@ def _scheduler_config(folder: Path | None) -> dict:
     return {**SD15_DDIM_CONFIG, **{k: v for k, v in config.items() if k in SD15_DDIM_CONFIG}}
 
 
+def _check_config_folder(folder: Path, what: str) -> None:
+    """A single file's config source must hold each component's config.json and the tokenizer."""
+    if not folder.is_dir():
+        raise ModelMissing(f"{what} does not exist", hint="Point the single-file config setting at a diffusers "
+                                                          "Stable Diffusion 1.5 folder or hub id.")
+    for component in SD_MODEL_COMPONENTS:
+        if not (folder / component / "config.json").is_file():
+            raise ModelMissing(f"{what}: '{component}' has no config.json in {folder / component}",
+                               hint="Point the single-file config setting at a complete diffusers SD1.5 folder.")
+    _check_tokenizer(folder / "tokenizer", what)
+
+
 def load_sd_folder(folder: Path, device: torch.device, dtype: torch.dtype, allow_pickle: bool,
                    model_id: str) -> SDModels:
     """SD1.5 from a diffusers folder, component by component (no pipeline, so no safety checker)."""
@@ -188,8 +200,48 @@ def load_sd_folder(folder: Path, device: torch.device, dtype: torch.dtype, allow
     except (OSError, ValueError) as exc:
         raise ModelMissing(f"{what} could not be loaded: {exc}",
                            hint="The folder is incomplete or damaged: copy or download it again.") from exc
+    return _sd_models(unet, vae, text_encoder, tokenizer, _scheduler_config(folder), model_id, device)
+
+
+def check_single_file(path: Path, allow_pickle: bool) -> None:
+    """Refuse pickled checkpoints unless allowed (unpickling runs code), and missing files."""
+    if path.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
+        raise UnsafeCheckpoint(f"{path.name} is a pickled checkpoint ({path.suffix}), which can run code when "
+                               "loaded")
+    if not path.is_file():
+        raise ModelMissing(f"Stable Diffusion checkpoint {path} does not exist",
+                           hint="Pick an existing .safetensors file, a diffusers folder or a hub id.")
+
+
+def load_sd_single_file(path: Path, config_folder: Path, device: torch.device, dtype: torch.dtype,
+                        model_id: str) -> SDModels:
+    """SD1.5 from one original-layout checkpoint; configs and tokenizer from `config_folder`, scheduler SD1.5 DDIM.
+
+    diffusers converts the LDM key layout; `config=` a local folder keeps it from going to the hub for configs.
+    """
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from diffusers.loaders.single_file_utils import SingleFileComponentError
+
+    _check_config_folder(config_folder, f"Configs for {path.name} ({config_folder})")
+    try:
+        pipe = StableDiffusionPipeline.from_single_file(
+            str(path), config=str(config_folder), local_files_only=True, torch_dtype=dtype,
+            scheduler=DDIMScheduler.from_config(SD15_DDIM_CONFIG), safety_checker=None, feature_extractor=None,
+            image_encoder=None, requires_safety_checker=False)
+    except torch.OutOfMemoryError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, SingleFileComponentError) as exc:
+        raise ModelMissing(f"{path.name} could not be read as a Stable Diffusion 1.5 checkpoint: {exc}",
+                           hint="Use an SD1.5 checkpoint (SDXL, SD2 and others are not supported), or its "
+                                "diffusers folder.") from exc
+    return _sd_models(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer, dict(SD15_DDIM_CONFIG), model_id,
+                      device)
+
+
+def _sd_models(unet, vae, text_encoder, tokenizer, scheduler_config: dict, model_id: str,
+               device: torch.device) -> SDModels:
     return SDModels(_frozen(unet, device), _frozen(vae, device), _frozen(text_encoder, device), tokenizer,
-                    _scheduler_config(folder), model_id)
+                    scheduler_config, model_id)
 
 
 def load_transformers_folder(folder: Path, auto_model: Callable, device: torch.device, what: str):
@@ -252,7 +304,9 @@ class ModelBundle:
 
     def _local(self, which: str, hub_files: list[str], what: str) -> Path:
         """The source of `which` as a local path (hub ids resolved through the cache)."""
-        source = self._source_string(which)
+        return self._local_path(self._source_string(which), hub_files, what)
+
+    def _local_path(self, source: str, hub_files: list[str], what: str) -> Path:
         if source_kind(source) == "hub":
             return _hub_snapshot(source, hub_files, is_offline(self.source), self.on_event, what)
         path = Path(source).expanduser()
@@ -261,19 +315,32 @@ class ModelBundle:
                                hint="Pick an existing folder or file, or a hub id, in the model setting.")
         return path
 
-    def model_id(self, which: str) -> str:
-        """A stable id for cache keys: the hub id, or the resolved path plus a content fingerprint."""
-        source = self._source_string(which)
+    def _path_id(self, source: str) -> str:
         if source_kind(source) == "hub":
             return source
         path = Path(source).expanduser().resolve()
         return f"{path}#{fingerprint(path)}" if path.exists() else str(path)
+
+    def model_id(self, which: str) -> str:
+        """A stable id for cache keys: the hub id, or the resolved path plus a content fingerprint
+        (a single file's id includes its config source, which supplies the tokenizer)."""
+        source = self._source_string(which)
+        model_id = self._path_id(source)
+        if which == "sd" and source_kind(source) == "single_file":
+            model_id += f"+config:{self._path_id(self.source.single_file_config)}"
+        return model_id
 
     @property
     def sd(self) -> SDModels:
         return self._once("sd", self._load_sd)
 
     def _load_sd(self) -> SDModels:
+        if source_kind(self.source.sd) == "single_file":
+            path = Path(self.source.sd).expanduser()
+            check_single_file(path, self.source.allow_pickle)
+            config = self._local_path(self.source.single_file_config, SD_CONFIG_HUB_FILES,
+                                      f"Configs and tokenizer for {path.name}")
+            return load_sd_single_file(path, config, self.device, self.dtype, self.model_id("sd"))
         folder = self._local("sd", SD_HUB_FILES, "Stable Diffusion model")
         return load_sd_folder(folder, self.device, self.dtype, self.source.allow_pickle, self.model_id("sd"))
 
