@@ -38,12 +38,9 @@ def create_app(argv: list[str] | None = None) -> QApplication:
 
 
 def app_icon() -> QIcon | None:
-    """The icon another part of the project draws under resources/icons (absent: Qt's default)."""
-    for name in ("stylegallery.svg", "stylegallery.png", "app.svg", "app.png", "icon.png"):
-        path = RESOURCES / "icons" / name
-        if path.is_file():
-            return QIcon(str(path))
-    return None
+    """The icon drawn by packaging/make_icon.py (absent in a partial checkout: Qt's default)."""
+    path = RESOURCES / "icons" / "stylegallery.png"
+    return QIcon(str(path)) if path.is_file() else None
 
 
 def log_uncaught() -> None:
