@@ -146,5 +146,9 @@ def cluster_features(features: torch.Tensor, params: Stage1Params, cancel: Cance
         scores[k] = silhouette(x_pca, result.labels, params.silhouette_sample_size)
         if on_k is not None:
             on_k(k)
-    chosen = max(scores, key=lambda kk: (scores[kk], -kk))
-    return Clustering(x_pca=x_pca, labels_per_k=labels_per_k, silhouettes=scores, chosen_k=chosen)
+    return Clustering(x_pca=x_pca, labels_per_k=labels_per_k, silhouettes=scores, chosen_k=choose_k(scores))
+
+
+def choose_k(scores: dict[int, float]) -> int:
+    """The k with the best silhouette; ties go to the smaller k (the reference's first argmax)."""
+    return max(sorted(scores), key=lambda k: (scores[k], -k))

@@ -143,9 +143,9 @@ def user_mask_grid(mask: Image.Image, size: int, grid: int) -> np.ndarray:
     rgb = np.asarray(mask.convert("RGB"), dtype=np.int64)
     codes = (rgb[..., 0] + (rgb[..., 1] << 8) + (rgb[..., 2] << 16)).ravel()
     colours, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    first = np.where(colours == 0, -1, first)  # black sorts first and takes id 0
     rank = np.empty(colours.size, dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(1, colours.size + 1)
-    rank[colours == 0] = 0
+    rank[np.argsort(first, kind="stable")] = np.arange(colours.size) + int(not (colours == 0).any())
     ids = rank[inverse].reshape(size, size)
     step = size // grid
     return ids[::step, ::step][:grid, :grid]

@@ -17,7 +17,7 @@ from PIL import Image
 from .cache import DiskCache, cache_key, load_analysis, save_analysis
 from .clustering import Clustering, cluster_features, seeded_global_rng
 from .depth import predict_depth
-from .errors import Cancelled
+from .errors import Cancelled, InvalidRequest
 from .images import pixel_sha256, resize_to_square
 from .inversion import ddim_invert, encode_latent
 from .params import Stage1Params
@@ -46,6 +46,10 @@ def segment(fmix: torch.Tensor, latent: torch.Tensor, depth: torch.Tensor | None
     Label maps of steps 5-8 are 0-based like the reference's; the final map is 1-based.
     """
     channels, height, width = fmix.shape
+    if tuple(latent.shape[1:]) != (height, width):
+        raise InvalidRequest(f"The captured features are {height}x{width} but the latent is "
+                             f"{latent.shape[1]}x{latent.shape[2]}",
+                             hint="Choose a feature block whose output has the latent's resolution.")
     device = fmix.device
     shape = (height, width)
 
