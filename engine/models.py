@@ -12,6 +12,7 @@ SD1.5's DDIM (SPEC "Models"). No safety checker is ever loaded.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -93,14 +94,21 @@ def is_offline(source: ModelSource) -> bool:
 
 
 def _download_progress(on_event: EventCallback | None, label: str):
-    """A tqdm class that forwards huggingface_hub's download progress as "download" StepEvents."""
+    """A tqdm class for huggingface_hub that shows nothing itself and forwards its byte counters as "download"
+    StepEvents (step = bytes so far, total = bytes expected); its file-count bar is not forwarded."""
     from tqdm.auto import tqdm
 
     class EventTqdm(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs.pop("name", None)
+            kwargs.update(file=io.StringIO(), disable=False)
+            super().__init__(*args, **kwargs)
+
         def update(self, n=1):
             shown = super().update(n)
-            if on_event is not None:
-                on_event(StepEvent("download", int(self.n), int(self.total or 0), message=f"Downloading {label}"))
+            if on_event is not None and self.unit == "B":
+                on_event(StepEvent("download", int(self.n), int(self.total or 0),
+                                   message=f"Downloading {label} ({self.desc or 'files'})"))
             return shown
 
     return EventTqdm

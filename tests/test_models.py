@@ -273,11 +273,27 @@ def test_source_kind(source, kind):
     assert source_kind(source) == kind
 
 
-def test_download_progress_becomes_events():
+def test_download_progress_becomes_events(capsys):
     events: list[StepEvent] = []
-    bar = models._download_progress(events.append, "org/model")(total=10, file=io.StringIO())
-    bar.update(4)
-    bar.update(6)
-    bar.close()
+    bar_class = models._download_progress(events.append, "org/model")
+    byte_bar = bar_class(total=10, unit="B", desc="Downloading bytes")
+    byte_bar.update(4)
+    byte_bar.update(6)
+    byte_bar.close()
+    files_bar = bar_class(total=3, desc="Fetching 3 files")
+    files_bar.update(3)
+    files_bar.close()
     assert [(e.stage, e.step, e.total) for e in events] == [("download", 4, 10), ("download", 10, 10)]
     assert "org/model" in events[0].message
+    assert capsys.readouterr().err == ""
+
+
+def test_hub_scheduler_config_of_another_class_gives_sd15_ddim(tmp_path):
+    """SD1.5's hub folder ships a PNDM config: DDIM takes its shared values, SPEC's DDIM defaults fill the rest."""
+    (tmp_path / "scheduler").mkdir()
+    (tmp_path / "scheduler" / "scheduler_config.json").write_text(
+        '{"_class_name": "PNDMScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_start": 0.00085,'
+        ' "clip_sample": false, "num_train_timesteps": 1000, "set_alpha_to_one": false, "skip_prk_steps": true,'
+        ' "steps_offset": 1, "trained_betas": null}')
+    assert models._scheduler_config(tmp_path) == SD15_DDIM_CONFIG
+    assert models._scheduler_config(None) == SD15_DDIM_CONFIG
