@@ -120,3 +120,19 @@ def test_bad_requests_say_what_is_wrong(drafter, kwargs, message):
     labels = np.ones((8, 8), np.int64)
     with pytest.raises(InvalidRequest, match=message):
         drafter.draft(synthetic_photo(), [synthetic_painting(WARM)], labels=labels, assignment={1: 0}, **kwargs)
+
+
+@requires_draft
+@pytest.mark.parametrize("cores, sessions, spinning_off", [(2, 2, True), (2, 1, False), (16, 2, False)])
+def test_thread_spinning_is_off_when_two_sessions_share_two_cores(monkeypatch, cores, sessions, spinning_off):
+    import onnxruntime
+
+    from engine.draft import onnx_models
+
+    monkeypatch.setattr(onnx_models, "usable_cores", lambda: cores)
+    options = onnx_models.session_options(onnxruntime, sessions_in_process=sessions)
+    try:
+        value = options.get_session_config_entry("session.intra_op.allow_spinning")
+    except RuntimeError:  # not set: onnxruntime's default (spinning on)
+        value = None
+    assert (value == "0") == spinning_off

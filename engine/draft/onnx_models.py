@@ -89,13 +89,21 @@ def relax_spatial_dims(model, height: str = "height", width: str = "width"):
     return model
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (taskset, container limits), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def session_options(ort, sessions_in_process: int, threads: int | None = None):
     """onnxruntime options; on 2 cores or fewer, spinning threads of two sessions would starve each other."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = threads
-    if sessions_in_process > 1 and (os.cpu_count() or 1) <= 2:
+    if sessions_in_process > 1 and usable_cores() <= 2:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return options
