@@ -81,7 +81,8 @@ def main() -> int:
     Drafter(cache_dir=Path(tempfile.mkdtemp()), networks=networks).draft(contents[-1], references(1, 99), size=512)
 
     print(f"# draft benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-          f"onnxruntime CPU, threads={args.threads or 'default'}")
+          f"onnxruntime CPU, threads={args.threads or 'default'}, load average at start "
+          f"{os.getloadavg()[0]:.1f} (other jobs on the machine inflate every figure)")
     print(f"session load (both networks, once per process): {load:.2f} s\n")
     print("| size | refs | first draft (s) | pin, new ref (s) | re-composite after pin (s) |")
     print("| --- | --- | --- | --- | --- |")
@@ -95,7 +96,8 @@ def main() -> int:
             stages[(size, count)] = trials[0]["stages"]
             pin_new = f"{cell['pin_new']:.2f}" if "pin_new" in cell else "-"
             print(f"| {size} | {count} | {cell['first']:.2f} | {pin_new} | {cell['recomposite']:.3f} |", flush=True)
-    print("\nfirst-draft stages (s), first photo of each cell:")
+    print(f"\nload average at end {os.getloadavg()[0]:.1f}")
+    print("first-draft stages (s), first photo of each cell:")
     for (size, count), timing in stages.items():
         print(f"  {size} px, {count} refs: " + ", ".join(f"{k} {v:.3f}" for k, v in timing.items()))
     return 0

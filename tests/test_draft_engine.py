@@ -67,6 +67,8 @@ def test_stylises_toward_the_reference_colours(drafter):
     target = mean_colour(painting)
     assert np.linalg.norm(mean_colour(result.image) - target) < 0.5 * np.linalg.norm(mean_colour(photo) - target)
     assert result.region_source == "quick" and result.match_source == "quick"
+    assert result.full_labels.shape == (128, 128)
+    assert set(np.unique(result.full_labels)) == set(np.unique(result.labels)) == set(result.matches)
 
 
 @requires_draft

@@ -36,11 +36,13 @@ MATCH_PIXELS = 128  # side of the reference copies used for colour statistics
 @dataclass
 class DraftResult:
     """A draft. `image` is uint8 (H, W, 3) at the working size (long side = size, aspect kept);
-    `labels` the coarse region map it used; `region_source`/`match_source` are "method" (stage 1/2 results
+    `labels` the coarse region map it used and `full_labels` the same regions at the working size, snapped to the
+    photo's edges (the seams the draft shows); `region_source`/`match_source` are "method" (stage 1/2 results
     given by the caller) or "quick" (the classical stand-ins); `matches` include pins (`pinned=True`)."""
 
     image: np.ndarray
     labels: np.ndarray
+    full_labels: np.ndarray
     region_source: str
     match_source: str
     matches: dict[int, RegionMatch]
@@ -236,9 +238,9 @@ class Drafter:
             image = comp.preserve_colour(image, work)
         lap("composite", t)
         emit(4, 4, "composite")
-        return DraftResult(image=image, labels=labels, region_source=region_source, match_source=match_source,
-                           matches=matches, strength=float(strength), preserve_colour=preserve_colour,
-                           seconds=time.perf_counter() - start, timings=timings,
+        return DraftResult(image=image, labels=labels, full_labels=full, region_source=region_source,
+                           match_source=match_source, matches=matches, strength=float(strength),
+                           preserve_colour=preserve_colour, seconds=time.perf_counter() - start, timings=timings,
                            package_version=networks.package_version)
 
     def _working_image(self, content: Image.Image, content_key: str, size: int) -> tuple[np.ndarray, np.ndarray]:
