@@ -81,6 +81,7 @@ def test_strength_zero_and_preserve_colour_stay_closer_to_the_photo(drafter):
     far = np.linalg.norm(mean_colour(full.image) - photo_mean)
     assert np.linalg.norm(mean_colour(weak.image) - photo_mean) < 0.5 * far
     assert np.linalg.norm(mean_colour(kept.image) - photo_mean) < 0.5 * far
+    assert drafter.draft(photo.convert("L"), [painting.convert("RGBA")], size=128).image.shape == (128, 128, 3)
 
 
 @requires_draft

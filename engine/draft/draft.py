@@ -196,6 +196,7 @@ class Drafter:
                 on_event(StepEvent("draft", step, total, message=message))
 
         _check_arguments(references, labels, assignment, strength, size)
+        content, references = _rgb(content), [_rgb(ref) for ref in references]
         networks = self.networks  # first, so a missing extra fails before any progress is shown
         emit(0, 4, "start")
         t = time.perf_counter()
@@ -246,7 +247,7 @@ class Drafter:
     def _working_image(self, content: Image.Image, content_key: str, size: int) -> tuple[np.ndarray, np.ndarray]:
         cached = self._working.get((content_key, size))
         if cached is None:
-            resized = np.asarray(content.convert("RGB").resize(working_size(*content.size, size), Image.BICUBIC))
+            resized = np.asarray(content.resize(working_size(*content.size, size), Image.BICUBIC))
             cached = self._working.put((content_key, size), (resized, comp.gray_guide(resized)))
         return cached
 
@@ -263,7 +264,7 @@ class Drafter:
     def _reference_small(self, reference: Image.Image, ref_key: str) -> np.ndarray:
         small = self._references.get(ref_key)
         if small is None:
-            copy = reference.convert("RGB")
+            copy = reference.copy()
             copy.thumbnail((MATCH_PIXELS, MATCH_PIXELS), Image.BILINEAR)
             small = self._references.put(ref_key, np.asarray(copy))
         return small
@@ -275,6 +276,10 @@ class Drafter:
             vector = ref_vector if own_vector is None else strength * ref_vector + (1.0 - strength) * own_vector
             stylised = self._passes.put(key, self.networks.transform(work.astype(np.float32) / 255.0, vector))
         return stylised
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _check_arguments(references, labels, assignment, strength: float, size: int) -> None:
