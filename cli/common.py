@@ -57,6 +57,8 @@ def add_engine_args(parser) -> None:
     group = parser.add_argument_group("models and device")
     group.add_argument("--model", default=DEFAULT_SD_SOURCE,
                        help="Stable Diffusion 1.5: hub id, diffusers folder or .safetensors file")
+    group.add_argument("--model-config", default=DEFAULT_SD_SOURCE,
+                       help="for a single-file checkpoint: hub id or diffusers folder supplying configs and tokenizer")
     group.add_argument("--dinov2", default=DEFAULT_DINOV2_SOURCE, help="DINOv2 hub id or folder")
     group.add_argument("--depth-model", default=DEPTH_SOURCES["large"], help="Depth Anything V2 hub id or folder")
     group.add_argument("--offline", action="store_true", help="never touch the network (HF cache and local files only)")
@@ -74,7 +76,7 @@ def engine_from_args(args):
     from engine.params import ModelSource
 
     source = ModelSource(sd=args.model, dinov2=args.dinov2, depth=args.depth_model, offline=args.offline,
-                         allow_pickle=args.allow_pickle)
+                         allow_pickle=args.allow_pickle, single_file_config=args.model_config)
     return Engine(source, device=args.device, precision=args.precision,
                   cache_dir=Path(args.cache_dir) if args.cache_dir else None)
 

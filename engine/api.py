@@ -1,43 +1,104 @@
 """The engine's one entry point for the GUI and the CLI: `Engine`.
 
 Plain calls, a job in and a result out, a callback for progress and previews, a cancel flag.
-Models load lazily and once; every stage caches on disk under `cache_dir`.
+Models load lazily and once; every stage caches on disk under `cache_dir`, keyed by pixel hashes,
+model ids and settings, so a second run does only what changed.
 """
 from __future__ import annotations
 
+import dataclasses
+import time
 from pathlib import Path
 
-from .params import MatchParams, ModelSource, Stage1Params
-from .types import Analysis, CancelFlag, EventCallback, ImageRef, MatchTable, Pin, TransferRequest, TransferResult
+import torch
+
+from .cache import DiskCache, default_cache_dir
+from .device import device_summary, pick_device, pick_dtype
+from .errors import InvalidRequest
+from .images import load_image
+from .matching import match_regions
+from .memory import out_of_memory_guard
+from .models import ModelBundle
+from .params import MatchParams, ModelSource, Stage1Params, Stage3Params
+from .segmentation import analyze_image
+from .semantic import cached_dinov2_tokens
+from .types import (Analysis, CancelFlag, EventCallback, ImageRef, MatchTable, Pin, TransferRequest,
+                    TransferResult)
 
 
 class Engine:
     """Owns the models (lazy), the device choice and the disk cache.
 
     device: "auto" | "cuda" | "cpu" (or any torch device string); precision: "auto" | "fp32" | "fp16" | "bf16"
-    ("auto" = fp16 on CUDA, fp32 on CPU). Not thread-safe: one worker thread calls it at a time.
+    ("auto" = fp16 on CUDA, fp32 elsewhere) sets the dtype the models are held in. Not thread-safe: one worker
+    thread calls it at a time.
     """
 
     def __init__(self, models: ModelSource | None = None, device: str = "auto", precision: str = "auto",
                  cache_dir: Path | None = None, on_event: EventCallback | None = None):
-        raise NotImplementedError("filled in once the stage modules land")
+        self.source = models or ModelSource()
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device, precision)
+        self.cache = DiskCache(Path(cache_dir) if cache_dir else default_cache_dir())
+        self.models = ModelBundle(self.source, self.device, self.dtype, on_event=on_event)
 
     def device_summary(self) -> str:
         """'NVIDIA GeForce RTX 4090, 21.3 GiB free' or 'CPU: slow'."""
-        raise NotImplementedError
+        return device_summary(self.device)
 
     def analyze(self, image: ImageRef, params: Stage1Params | None = None, on_event: EventCallback | None = None,
                 cancel: CancelFlag | None = None) -> Analysis:
         """Stage 1 for one image (cached). Raises `Cancelled` if cancelled."""
-        raise NotImplementedError
+        picture = load_image(image.path)
+        mask = load_image(image.user_mask) if image.user_mask is not None else None
+        with out_of_memory_guard("the analysis"), torch.no_grad():
+            return analyze_image(self.models, picture, params or Stage1Params(), user_mask=mask, on_event=on_event,
+                                 cancel=cancel, cache=self.cache)
 
     def match(self, content: ImageRef, references: list[ImageRef], pins: list[Pin] | None = None,
               stage1: Stage1Params | None = None, params: MatchParams | None = None,
               on_event: EventCallback | None = None, cancel: CancelFlag | None = None) -> MatchTable:
         """Stage 2 (analysing each image first, cached): scores of every candidate and the chosen matches."""
-        raise NotImplementedError
+        table, _, _ = self._match(content, references, pins or [], stage1 or Stage1Params(),
+                                  params or MatchParams(), on_event, cancel)
+        return table
+
+    def _match(self, content: ImageRef, references: list[ImageRef], pins: list[Pin], stage1: Stage1Params,
+               params: MatchParams, on_event: EventCallback | None, cancel: CancelFlag | None
+               ) -> tuple[MatchTable, Analysis, list[Analysis]]:
+        if not references:
+            raise InvalidRequest("Add at least one style reference to the run.")
+        analyses = [self.analyze(ref, stage1, on_event, cancel) for ref in [content, *references]]
+        model, processor = self.models.dinov2
+        with out_of_memory_guard("the matching"), torch.no_grad():
+            tokens = [cached_dinov2_tokens(self.cache, self.models.model_id("dinov2"), model, processor,
+                                           load_image(ref.path), params.sem_alignment, stage1.image_size)
+                      for ref in [content, *references]]
+        table = match_regions(analyses[0], tokens[0], analyses[1:], tokens[1:], params, pins)
+        return table, analyses[0], analyses[1:]
 
     def transfer(self, request: TransferRequest, on_event: EventCallback | None = None,
                  cancel: CancelFlag | None = None) -> TransferResult:
         """Stages 1-3 end to end. On cancel returns the partial result with `cancelled=True`."""
-        raise NotImplementedError
+        from .stylize import StyleInputs, stylize
+
+        started = time.perf_counter()
+        table, content, references = self._match(request.content, request.references, request.pins,
+                                                 request.stage1, request.match, on_event, cancel)
+        with out_of_memory_guard("the style transfer"):
+            outcome = stylize(self.models.sd, self.models.empty_prompt_embeds(),
+                              StyleInputs(content.vae_latent, content.labels, content.c15),
+                              [StyleInputs(ref.vae_latent, ref.labels) for ref in references],
+                              table.matches, self._stage3_params(request.stage3), on_event=on_event,
+                              cancel=cancel)
+        return TransferResult(image=outcome.image, latent=outcome.latent, matches=table, losses=outcome.losses,
+                              steps_done=outcome.steps_done, steps_total=outcome.steps_total,
+                              cancelled=outcome.cancelled, seconds=time.perf_counter() - started)
+
+    def _stage3_params(self, params: Stage3Params) -> Stage3Params:
+        """Models held in half precision run stage 3 under that precision (the reference's fp16 autocast)."""
+        if self.dtype == torch.float16 and params.precision == "fp32":
+            return dataclasses.replace(params, precision="fp16")
+        if self.dtype == torch.bfloat16 and params.precision == "fp32":
+            return dataclasses.replace(params, precision="bf16")
+        return params
