@@ -17,21 +17,24 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from engine.errors import ImageUnreadable
 from engine.images import load_image, pixel_sha256
 from engine.params import settings_key
+from engine.results import save_result
 from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
 
 from .model.errors import ErrorInfo
 from .model.gallery import Gallery
-from .model.results import save_result_png
 from .model.session import RunRecord, Session
 from .worker import Job, JobQueue
 
 MATCH_DELAY_MS = 250  # gather quick successive gallery edits into one matching job
+STAGE_NAMES = {"analyze": "Analysing regions", "match": "Matching regions", "decode": "Decoding the result",
+               "download": "Downloading models", "transfer": "Style transfer"}
 
 
 class Controller(QObject):
     """Owns the job queue and the engine in use; the window calls its methods and binds to the models."""
 
     device_changed = Signal(str)  # "NVIDIA ..., 21.3 GiB free" or "CPU: slow"
+    _engine_event = Signal(object, object)  # (None, StepEvent) from the worker thread
     model_changed = Signal(str)  # the model in use, for the status bar
 
     def __init__(self, session: Session, gallery: Gallery, engine: Any, model_label: str,
@@ -44,6 +47,8 @@ class Controller(QObject):
         self._match_timer = QTimer(self, singleShot=True, interval=MATCH_DELAY_MS)
         self._match_timer.timeout.connect(self.match_now)
         self.queue.step.connect(self._on_step)
+        self._engine_event.connect(self._on_step)
+        self.queue.busy_changed.connect(self._busy_changed)
         self.queue.done.connect(self._on_done)
         self.queue.failed.connect(self._on_failed)
         self.queue.cancelled.connect(self._on_cancelled)
@@ -227,26 +232,36 @@ class Controller(QObject):
             random_weights=session.random_weights,
             final_loss=result.losses[-1].total if result.losses else None,
         )
-        metadata = {**asdict(record), "content": str(request.content.path), "model": self.model_label,
-                    "reference_files": [str(r.path) for r in request.references]}
-        save_result_png(session.run_folder / record.file, result.image, metadata)
+        save_result(session.run_folder / record.file, request, result, model=self.model_label)
         session.add_run(record)
         return record
 
     # ----- job results (GUI thread)
+    def engine_event(self, event: StepEvent) -> None:
+        """The Engine's own callback (model downloads), called on the worker thread: hop to the GUI thread."""
+        self._engine_event.emit(None, event)
+
     @Slot(object, object)
-    def _on_step(self, job: Job, event: StepEvent) -> None:
+    def _on_step(self, job: Job | None, event: StepEvent) -> None:
         session = self.session
-        if job.kind == "transfer":
+        if job is not None and job.kind == "transfer" and event.stage == "transfer":
             session.progress = (event.step, event.total)
             if event.loss is not None:
                 session.loss = event.loss
             if event.preview is not None:
                 session.preview = event.preview
-        elif not session.running:
-            session.progress = (event.step, event.total)
-            if event.message:
-                session.status = event.message
+            session.activity = None
+            return
+        message = event.message or STAGE_NAMES.get(event.stage, event.stage)
+        if event.stage == "download" and event.total:
+            message = f"{message}: {event.step / 2**20:,.0f} of {event.total / 2**20:,.0f} MB"
+        session.activity = (message, event.step, event.total)
+        session.status = message
+
+    @Slot(bool)
+    def _busy_changed(self, busy: bool) -> None:
+        if not busy:
+            self.session.activity = None
 
     @Slot(object, object)
     def _on_done(self, job: Job, result: Any) -> None:

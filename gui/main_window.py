@@ -8,7 +8,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter, QVBoxLayout,
+                               QWidget)
 
 from .controller import Controller
 from .model.errors import ErrorInfo
@@ -27,13 +28,14 @@ log = logging.getLogger(__name__)
 APP_TITLE = "StyleGallery"
 
 
-def make_engine(prefs: Preferences, cache_dir: Path):
-    """An Engine for `prefs` (models load lazily, on the first job), or the error that prevents one."""
+def make_engine(prefs: Preferences, cache_dir: Path, on_event=None):
+    """An Engine for `prefs` (models load lazily, on the first job), or the error that prevents one.
+    `on_event` gets the model downloads' progress (on the worker thread)."""
     try:
         from engine.api import Engine
 
         return Engine(prefs.model_source(), device=prefs.device, precision=prefs.precision,
-                      cache_dir=Path(prefs.cache_dir) if prefs.cache_dir else cache_dir), None
+                      cache_dir=Path(prefs.cache_dir) if prefs.cache_dir else cache_dir, on_event=on_event), None
     except Exception as exc:  # shown in the window; the gallery and pins stay usable without an engine
         return None, ErrorInfo.from_exception(exc)
 
@@ -50,13 +52,13 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.data_dir = Path(data_dir)
         prefs = settings.preferences()
-        error = None
-        if engine is None:
-            engine, error = make_engine(prefs, self.default_cache())
         self.session = Session(self.data_dir / "sessions", self)
         self.gallery = Gallery(self.data_dir / "gallery", self)
         self.controller = Controller(self.session, self.gallery, engine, model_label(prefs),
-                                     random_weights(prefs.model_source()), error, self)
+                                     random_weights(prefs.model_source()), parent=self)
+        if engine is None:
+            self.controller.engine, self.controller.engine_error = make_engine(
+                prefs, self.default_cache(), self.controller.engine_event)
         self._build()
         self._build_menus()
         geometry = settings.geometry()
@@ -108,8 +110,14 @@ class MainWindow(QMainWindow):
         self.device_label.setObjectName("deviceLabel")
         self.model_label = QLabel("")
         self.model_label.setObjectName("modelLabel")
+        self.activity_bar = QProgressBar()
+        self.activity_bar.setMaximumWidth(220)
+        self.activity_bar.setTextVisible(False)
+        self.activity_bar.hide()
+        self.statusBar().addPermanentWidget(self.activity_bar)
         self.statusBar().addPermanentWidget(self.model_label)
         self.statusBar().addPermanentWidget(self.device_label)
+        self.session.activity_changed.connect(self._activity_changed)
 
         self.content_panel.files_dropped.connect(self._content_dropped)
         self.gallery_panel.reference_clicked.connect(self._reference_clicked)
@@ -223,7 +231,7 @@ class MainWindow(QMainWindow):
         self.apply_preferences(prefs)
 
     def apply_preferences(self, prefs: Preferences) -> None:
-        engine, error = make_engine(prefs, self.default_cache())
+        engine, error = make_engine(prefs, self.default_cache(), self.controller.engine_event)
         self.session.show_error(None)
         self.controller.use_engine(engine, model_label(prefs), random_weights(prefs.model_source()), error)
 
@@ -257,6 +265,15 @@ class MainWindow(QMainWindow):
         self.model_label.setProperty("random", "RANDOM" in text)
         self.model_label.style().unpolish(self.model_label)
         self.model_label.style().polish(self.model_label)
+
+    @Slot(object)
+    def _activity_changed(self, activity) -> None:
+        """Analyses and downloads: a bar in the status bar (busy indicator when the total is unknown)."""
+        self.activity_bar.setVisible(activity is not None)
+        if activity is not None:
+            _, step, total = activity
+            self.activity_bar.setRange(0, total if total > 0 else 0)
+            self.activity_bar.setValue(min(step, total) if total > 0 else 0)
 
     @Slot(object)
     def _status_changed(self, text: str) -> None:

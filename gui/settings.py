@@ -48,16 +48,17 @@ def sd_source_kind(sd: str) -> str:
 
 
 def random_weights(source: ModelSource) -> bool:
-    """True for the random-weight test models (their folder carries a manifest.json with the seed they were
-    built from); everything they make must be labelled as such."""
+    """True for the random-weight test models (tests/tiny_models.py writes a manifest.json beside them saying so);
+    everything they make must be labelled as such."""
     sd = Path(source.sd).expanduser()
     for folder in (sd, sd.parent):
         manifest = folder / "manifest.json"
         if manifest.is_file():
             try:
-                return "seed" in json.loads(manifest.read_text(encoding="utf-8"))
+                data = json.loads(manifest.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 return False
+            return bool(data.get("random_weights")) or "seed" in data  # the parity set's manifest has a seed
     return False
 
 

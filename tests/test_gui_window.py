@@ -166,12 +166,17 @@ def test_run_updates_preview_and_shows_result(make_window, qtbot, images, tmp_pa
     assert window.result_panel.compare.after is not None
     assert window.generation_panel.run_button.isEnabled()
 
-    from gui.model.results import read_result_metadata
+    import json
+
+    from PIL import Image
 
     out = tmp_path / "saved.png"
     window.save_result_to(out)
-    meta = read_result_metadata(out)
-    assert meta["params"]["steps"] == 8 and meta["references"] == ["ref0", "ref1"]
+    with Image.open(out) as saved:
+        meta = json.loads(saved.info["stylegallery"])
+    assert meta["params"]["stage3"]["steps"] == 8 and meta["status"] == "finished"
+    assert [Path(p).name for p in meta["references"]] == [window.gallery.path(r.id).name
+                                                          for r in window.gallery.references]
 
 
 def test_cancel_leaves_the_window_responsive(make_window, qtbot, images, tmp_path):

@@ -82,6 +82,7 @@ class Session(QObject):
     fast_mode_changed = Signal(object)
     running_changed = Signal(object)
     progress_changed = Signal(object)
+    activity_changed = Signal(object)
     loss_changed = Signal(object)
     preview_changed = Signal(object)
     result_changed = Signal(object)
@@ -106,7 +107,8 @@ class Session(QObject):
     seed = Property(_DEFAULT_STAGE3.seed, persist=True)
     fast_mode = Property(_DEFAULT_STAGE3.fast_mode, persist=True)
     running = Property(False)
-    progress = Property((0, 0))  # (step, total) of the current job
+    progress = Property((0, 0))  # (step, total) of the running transfer's optimisation
+    activity = Property(None)  # (message, step, total) of other work (analysis, download); None when idle
     loss = Property(None)
     preview = Property(None)  # uint8 HxWx3 of the running transfer
     result = Property(None)  # RunRecord shown in the result view
