@@ -1,0 +1,117 @@
+"""`python main.py screenshot OUT.png`: the main window on real photos (../shared/benchmark), rendered offscreen.
+
+It adds a few references from one family, opens a photo, waits for its region map and matches, pins one
+region, runs a short transfer and grabs the window. Models: the random-weight tiny models (built in a temp
+folder, or `--models DIR`) unless `--configured` uses the model set in the app's Settings. Everything made with
+random weights is labelled so in the picture (status bar, region maps, preview and result).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+DEFAULT_BENCHMARK = Path(__file__).resolve().parents[2] / "shared" / "benchmark"
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("screenshot", help="render the main window on benchmark photos to a PNG")
+    parser.add_argument("out", type=Path, help="output PNG")
+    parser.add_argument("--benchmark", type=Path, default=DEFAULT_BENCHMARK, help="folder with content/ and style/")
+    parser.add_argument("--content", default="0001.png", help="photo in BENCHMARK/content")
+    parser.add_argument("--family", default="VanGogh", help="style family in BENCHMARK/style")
+    parser.add_argument("--references", type=int, default=3, help="how many references of the family to add")
+    parser.add_argument("--steps", type=int, default=12, help="steps of the short run shown")
+    parser.add_argument("--models", type=Path, default=None,
+                        help="a tiny-model folder (sd15/, dinov2/, depth/) instead of building one")
+    parser.add_argument("--configured", action="store_true", help="use the model set in the app's Settings")
+    parser.add_argument("--size", default="1500x940", help="window size WxH")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the analyses and the run")
+
+
+def run(args: argparse.Namespace) -> int:
+    import tempfile
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    with tempfile.TemporaryDirectory(prefix="stylegallery-shot-") as tmp:
+        return _shoot(args, Path(tmp))
+
+
+def _shoot(args: argparse.Namespace, tmp: Path) -> int:
+    from PySide6.QtCore import QSettings
+
+    from gui.app import create_app
+    from gui.main_window import MainWindow
+    from gui.model.session import PinTarget
+    from gui.settings import AppSettings, Preferences
+
+    app = create_app()
+    style_dir = args.benchmark / "style" / args.family
+    content = args.benchmark / "content" / args.content
+    references = sorted(p for p in style_dir.iterdir() if p.is_file())[: args.references] if style_dir.is_dir() else []
+    if not content.is_file() or not references:
+        print(f"stylegallery: error: need {content} and images in {style_dir} (see --benchmark)")
+        return 2
+    settings = AppSettings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
+    if args.configured:
+        settings.set_preferences(AppSettings().preferences())
+    else:
+        models = args.models or _build_tiny_models(tmp / "models")
+        settings.set_preferences(Preferences(sd=str(models / "sd15"), dinov2=str(models / "dinov2"),
+                                             depth=str(models / "depth"), offline=True, device="auto"))
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    window = MainWindow(settings, tmp / "data")
+    window.resize(width, height)
+    window.show()
+    controller, session = window.controller, window.session
+    deadline = time.monotonic() + args.timeout
+
+    def wait(condition, what: str) -> bool:
+        while not condition():
+            app.processEvents()
+            if session.error is not None and not session.error.is_warning:
+                print(f"stylegallery: error while {what}: {session.error.message} ({session.error.hint})")
+                return False
+            if time.monotonic() > deadline:
+                print(f"stylegallery: error: timed out while {what}")
+                return False
+            time.sleep(0.02)
+        return True
+
+    try:
+        ids = controller.add_references(references, family=args.family)
+        controller.gallery.set_enabled(ids[-1], False)  # one unchecked, to show the checkboxes
+        controller.open_content(content)
+        if not wait(lambda: session.match_table is not None, "analysing and matching"):
+            return 2
+        session.reference_maps = True
+        regions = session.analysis.region_ids
+        window.matches_panel.show_reference(ids[0])
+        if len(regions) > 1 and len(ids) > 1:  # show a pin: the last region takes the second reference
+            session.selected_region = regions[-1]
+            session.pin(regions[-1], PinTarget(ids[1]))
+        session.steps = args.steps
+        controller.run()
+        if not wait(lambda: not session.running, "running"):
+            return 2
+        session.hovered_region = regions[0]
+        wait(lambda: not controller.queue.is_busy(), "finishing")
+        for _ in range(20):
+            app.processEvents()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        if not window.grab().save(str(args.out)):
+            print(f"stylegallery: error: could not write {args.out}")
+            return 2
+        print(f"{args.out}: {width}x{height}, model {controller.model_label}, {len(regions)} regions, "
+              f"{session.result.steps_done} steps")
+        return 0
+    finally:
+        window.close()
+
+
+def _build_tiny_models(folder: Path) -> Path:
+    """The test suite's random-weight tiny models (tests/tiny_models.py), built in a temp folder."""
+    from tests.tiny_models import build_tiny_models
+
+    return build_tiny_models(folder)
