@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from engine.errors import ImageUnreadable
 from engine.images import load_image, pixel_sha256
-from engine.params import settings_key
+from engine.params import Stage1Params, settings_key
 from engine.results import save_result
 from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
 
@@ -44,6 +44,7 @@ class Controller(QObject):
         self.queue = JobQueue(self)
         self.engine, self.engine_error = engine, engine_error
         self.model_label = model_label
+        self.stage1 = Stage1Params()  # SPEC defaults; one value for analyses, matching and runs (their cache key)
         self._match_timer = QTimer(self, singleShot=True, interval=MATCH_DELAY_MS)
         self._match_timer.timeout.connect(self.match_now)
         self.queue.step.connect(self._on_step)
@@ -105,8 +106,9 @@ class Controller(QObject):
     def _analyze_content(self) -> None:
         ref = ImageRef(self.session.content)
         self.session.status = "Analysing the photo…"
+        stage1 = self.stage1
         self._submit("analyze_content", lambda engine, on_event, cancel: engine.analyze(
-            ref, on_event=on_event, cancel=cancel), key=self.session.content_sha)
+            ref, stage1, on_event=on_event, cancel=cancel), key=self.session.content_sha)
 
     # ----- gallery
     def add_references(self, paths: list[Path], family: str = "") -> list[str]:
@@ -130,8 +132,9 @@ class Controller(QObject):
 
     def _analyze_reference(self, ref_id: str) -> None:
         ref = self.gallery.image_ref(ref_id)
+        stage1 = self.stage1
         self._submit("analyze_reference", lambda engine, on_event, cancel: engine.analyze(
-            ref, on_event=on_event, cancel=cancel), key=ref_id)
+            ref, stage1, on_event=on_event, cancel=cancel), key=ref_id)
 
     def _report(self, problems: list[ErrorInfo]) -> None:
         if len(problems) == 1:
@@ -170,8 +173,9 @@ class Controller(QObject):
         content = ImageRef(self.session.content)
         refs = [self.gallery.image_ref(i) for i in ids]
         self.session.status = "Matching regions…"
+        stage1 = self.stage1
         self._submit("match", lambda engine, on_event, cancel: engine.match(
-            content, refs, on_event=on_event, cancel=cancel), key=self.session.content_sha, context=tuple(ids))
+            content, refs, stage1=stage1, on_event=on_event, cancel=cancel), key=self.session.content_sha, context=tuple(ids))
 
     # ----- generation
     def run(self) -> Job | None:
@@ -188,7 +192,7 @@ class Controller(QObject):
                                          "Check at least one reference in the gallery."))
             return None
         request = TransferRequest(ImageRef(session.content), [self.gallery.image_ref(i) for i in ids],
-                                  session.engine_pins(ids), stage3=session.stage3())
+                                  session.engine_pins(ids), stage1=self.stage1, stage3=session.stage3())
         context = {"ids": ids, "request": request, "started": time.monotonic()}
         job = self._submit("transfer", lambda engine, on_event, cancel: engine.transfer(
             request, on_event=on_event, cancel=cancel), key=session.content_sha, context=context)

@@ -2,7 +2,11 @@
 result (labelled as random weights); a cancelled run stops within a step and leaves the window responsive."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+
+from engine.params import Stage1Params
 
 from tests.test_gui_support import make_window, wait_idle, write_image  # noqa: F401 (fixture)
 
@@ -15,6 +19,9 @@ def test_real_engine_run_previews_completes_and_cancels(make_window, qtbot, tiny
 
     engine = Engine(tiny_model_source, device="cpu", precision="fp32", cache_dir=tmp_path / "cache")
     window = make_window(engine)
+    # Cheaper clustering than SPEC's (mechanics only: the same params reach analyses, matching and the run).
+    window.controller.stage1 = dataclasses.replace(Stage1Params(), pca_components=8, k_max=4, kmeans_restarts=2,
+                                                   inversion_steps=4)
     window.controller.session.random_weights = True  # as MainWindow sets it from the manifest for these models
     window.controller.add_references([write_image(tmp_path / "ref.png", size=64, seed=1)])
     window.controller.open_content(write_image(tmp_path / "photo.png", size=64, seed=2))
