@@ -174,3 +174,21 @@ def test_preview_throttle_keeps_first_and_last():
     preview = np.zeros((4, 4, 3), np.uint8)
     kept = [throttle(StepEvent("transfer", s, 5, preview=preview)).preview is not None for s in range(1, 6)]
     assert kept == [True, False, False, False, True]
+
+
+def test_settings_round_trip_reads_bools_as_bools(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from gui.settings import AppSettings, Preferences, random_weights
+
+    path = str(tmp_path / "s.ini")
+    settings = AppSettings(QSettings(path, QSettings.Format.IniFormat))
+    assert settings.preferences() == Preferences() and settings.first_run_done is False
+    prefs = Preferences(sd=str(tmp_path / "model.safetensors"), offline=True, device="cpu", precision="fp32")
+    settings.set_preferences(prefs)
+    settings.first_run_done = True
+    again = AppSettings(QSettings(path, QSettings.Format.IniFormat))  # the .ini stores "true" as text
+    assert again.preferences() == prefs and again.first_run_done is True
+    assert not random_weights(prefs.model_source())
+    (tmp_path / "manifest.json").write_text('{"random_weights": true}')
+    assert random_weights(prefs.model_source())

@@ -207,3 +207,17 @@ def test_failed_run_shows_the_error_and_reenables_run(make_window, qtbot, images
     assert window.session.error.hint
     assert window.generation_panel.run_button.isEnabled()
     assert len(window.gallery.references) == 2  # nothing lost
+
+
+def test_paste_an_image_from_the_clipboard(make_window, qtbot, tmp_path):
+    from PySide6.QtWidgets import QApplication
+
+    from gui.widgets.images import load_qimage
+
+    window = make_window()
+    QApplication.clipboard().setImage(load_qimage(write_image(tmp_path / "clip.png", seed=5)))
+    window.gallery_panel.paste()
+    assert [r.name for r in window.gallery.references] == ["Pasted image"]
+    window.gallery_panel.paste()  # the same pixels again: refused with a message
+    assert len(window.gallery.references) == 1 and window.session.error.kind == "duplicate"
+    wait_idle(qtbot, window)
