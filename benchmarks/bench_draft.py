@@ -2,11 +2,16 @@
 
     python benchmarks/bench_draft.py [--images 3] [--sizes 512 1024] [--refs 1 3 5] [--threads N]
 
-Uses ../shared/benchmark (content photos and style references). "first" is a new photo and new references with
-the networks already loaded (style vectors, regions and passes all computed; the one-off session load is printed
-separately); "pin, new ref" pins the largest region to a reference that had no pass yet (one transformer pass);
-"re-composite" then moves that pin to another reference that already has a pass (vectors and passes cached).
-Each cell is the median over --images content photos. Needs the draft extra.
+Uses ../shared/benchmark (content photos and style references). Two modes per size and reference count:
+"quick": quick regions and quick matching, which may leave some references unused (a pass is made only per
+matched reference); "all used": a method-style label map with one band per reference, each assigned its own,
+so every reference costs a pass (the worst case for that count).
+"first" is a new photo and new references with the networks already loaded (style vectors, regions, matches and
+passes all computed; the one-off session load is printed separately). "pin, new ref" pins the largest region to a
+reference that had no pass yet (one transformer pass). "re-composite" then pins it to a reference that already
+has a pass (vectors and passes cached). Each cell is the median over --images content photos; "CPU" is the first
+draft's process CPU time (all threads): well under 2x the wall time on 2 cores means other jobs took the CPU.
+Needs the draft extra.
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,26 +47,34 @@ def references(count: int, offset: int) -> list:
     return refs
 
 
-def one_trial(networks: StyleNetworks, content, refs, size: int) -> dict[str, float]:
+def bands(count: int) -> tuple[np.ndarray, dict[int, int]]:
+    """A 64x64 map of `count` horizontal bands (ids 1..count), band i assigned reference i - 1."""
+    rows = np.minimum(np.arange(64) * count // 64, count - 1) + 1
+    return np.repeat(rows[:, None], 64, axis=1).astype(np.int64), {i + 1: i for i in range(count)}
+
+
+def timed(drafter: Drafter, *args, **kwargs) -> tuple[object, float, float]:
+    t, cpu = time.perf_counter(), time.process_time()
+    result = drafter.draft(*args, **kwargs)
+    return result, time.perf_counter() - t, time.process_time() - cpu
+
+
+def one_trial(networks: StyleNetworks, content, refs, size: int, every_ref: bool) -> dict:
+    labels, assignment = bands(len(refs)) if every_ref else (None, None)
     with tempfile.TemporaryDirectory() as cache:
         drafter = Drafter(cache_dir=Path(cache), networks=networks)
-        t = time.perf_counter()
-        first = drafter.draft(content, refs, size=size)
-        times = {"first": time.perf_counter() - t}
+        common = dict(labels=labels, assignment=assignment, size=size)
+        first, wall, cpu = timed(drafter, content, refs, **common)
+        used = sorted({m.style_index for m in first.matches.values()})
+        times = {"first": wall, "first_cpu": cpu, "passes": len(used), "stages": first.timings}
         largest = max(first.matches, key=lambda r: (first.labels == r).sum())
         current = first.matches[largest].style_index
-        unused = [i for i in range(len(refs)) if i not in {m.style_index for m in first.matches.values()}]
+        unused = [i for i in range(len(refs)) if i not in used]
         if unused:
-            t = time.perf_counter()
-            drafter.draft(content, refs, pins=[Pin(largest, unused[0])], size=size)
-            times["pin_new"] = time.perf_counter() - t
+            times["pin_new"] = timed(drafter, content, refs, pins=[Pin(largest, unused[0])], **common)[1]
         # back to its first reference if it moved, else to another reference with a pass: passes all cached
-        used = sorted({m.style_index for m in first.matches.values()})
         target = current if unused else next((i for i in used if i != current), current)
-        t = time.perf_counter()
-        drafter.draft(content, refs, pins=[Pin(largest, target)], size=size)
-        times["recomposite"] = time.perf_counter() - t
-        times["stages"] = first.timings
+        times["recomposite"] = timed(drafter, content, refs, pins=[Pin(largest, target)], **common)[1]
     return times
 
 
@@ -80,26 +95,29 @@ def main() -> int:
     # warm-up on an image not timed: first onnxruntime runs and library imports are one-offs per process
     Drafter(cache_dir=Path(tempfile.mkdtemp()), networks=networks).draft(contents[-1], references(1, 99), size=512)
 
-    print(f"# draft benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-          f"onnxruntime CPU, threads={args.threads or 'default'}, load average at start "
-          f"{os.getloadavg()[0]:.1f} (other jobs on the machine inflate every figure)")
+    print(f"# draft benchmark: {platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, onnxruntime CPU, "
+          f"threads={args.threads or 'default'}, load average at start {os.getloadavg()[0]:.1f}")
     print(f"session load (both networks, once per process): {load:.2f} s\n")
-    print("| size | refs | first draft (s) | pin, new ref (s) | re-composite after pin (s) |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| size | refs | mode | passes | first draft (s) | CPU (s) | pin, new ref (s) | re-composite after pin (s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     stages = {}
     for size in args.sizes:
         for count in args.refs:
-            trials = [one_trial(networks, contents[i % len(contents)], references(count, i), size)
-                      for i in range(args.images)]
-            cell = {key: statistics.median(t[key] for t in trials if key in t)
-                    for key in ("first", "pin_new", "recomposite") if any(key in t for t in trials)}
-            stages[(size, count)] = trials[0]["stages"]
-            pin_new = f"{cell['pin_new']:.2f}" if "pin_new" in cell else "-"
-            print(f"| {size} | {count} | {cell['first']:.2f} | {pin_new} | {cell['recomposite']:.3f} |", flush=True)
+            for every_ref in (False, True):
+                trials = [one_trial(networks, contents[i % len(contents)], references(count, i), size, every_ref)
+                          for i in range(args.images)]
+                cell = {key: statistics.median(t[key] for t in trials if key in t)
+                        for key in ("first", "first_cpu", "passes", "pin_new", "recomposite")
+                        if any(key in t for t in trials)}
+                mode = "all used" if every_ref else "quick"
+                stages[(size, count, mode)] = trials[0]["stages"]
+                pin_new = f"{cell['pin_new']:.2f}" if "pin_new" in cell else "-"
+                print(f"| {size} | {count} | {mode} | {cell['passes']:g} | {cell['first']:.2f} | "
+                      f"{cell['first_cpu']:.2f} | {pin_new} | {cell['recomposite']:.3f} |", flush=True)
     print(f"\nload average at end {os.getloadavg()[0]:.1f}")
     print("first-draft stages (s), first photo of each cell:")
-    for (size, count), timing in stages.items():
-        print(f"  {size} px, {count} refs: " + ", ".join(f"{k} {v:.3f}" for k, v in timing.items()))
+    for (size, count, mode), timing in stages.items():
+        print(f"  {size} px, {count} refs, {mode}: " + ", ".join(f"{k} {v:.3f}" for k, v in timing.items()))
     return 0
 
 
