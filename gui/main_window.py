@@ -15,7 +15,7 @@ from .controller import Controller
 from .model.errors import ErrorInfo
 from .model.gallery import Gallery
 from .model.session import PinTarget, Session
-from .settings import AppSettings, Preferences, random_weights
+from .settings import AppSettings, Preferences, random_weights, sd_source_kind
 from .widgets.content_panel import ContentPanel
 from .widgets.error_banner import ErrorBanner
 from .widgets.gallery_panel import IMAGE_FILTER, GalleryPanel
@@ -41,7 +41,7 @@ def make_engine(prefs: Preferences, cache_dir: Path, on_event=None):
 
 
 def model_label(prefs: Preferences) -> str:
-    label = Path(prefs.sd).name if prefs.sd.lower().endswith(".safetensors") else prefs.sd
+    label = prefs.sd if sd_source_kind(prefs.sd) == "hub" else Path(prefs.sd).name
     return f"{label} (RANDOM WEIGHTS)" if random_weights(prefs.model_source()) else label
 
 
@@ -103,7 +103,9 @@ class MainWindow(QMainWindow):
         main.setStretchFactor(0, 1)
         main.setStretchFactor(1, 3)
         main.setStretchFactor(2, 2)
-        main.setSizes([280, 760, 460])
+        self.gallery_panel.setMinimumWidth(220)
+        right.setMinimumWidth(420)
+        main.setSizes([260, 760, 480])
         self.setCentralWidget(main)
 
         self.device_label = QLabel("Device: …")

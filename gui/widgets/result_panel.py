@@ -98,6 +98,8 @@ class ResultPanel(QWidget):
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.caption = QLabel("")
         self.caption.setObjectName("resultCaption")
+        self.caption.setWordWrap(True)
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the window
         self.save_button = QPushButton("Save result…")
         self.save_button.setToolTip("Save as PNG with the run's parameters in its metadata (Ctrl+S)")
         self.save_button.clicked.connect(self.save_requested)
