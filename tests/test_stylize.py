@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from engine.attention import FeatureStore, capture_self_attention
@@ -14,7 +15,7 @@ from engine.models import load_sd_folder
 from engine.params import Stage3Params, stage3_for_fast_mode
 from engine.stage3_features import FeatureCache, ReferenceFeatures
 from engine.stylize import (StyleInputs, evaluate_loss, fast_mode_lora, initial_latent, latent_tensor, mask_to_tokens,
-                            prepare_embeds, region_terms, stage3_timesteps, stylize)
+                            prepare_embeds, region_terms, stage3_timesteps, style_term, stylize)
 from engine.types import RegionMatch
 
 GRID = 16
@@ -81,6 +82,19 @@ def test_masks_at_each_layer_grid_sample_the_labels_by_floor_index(sd, embeds):
     assert (mask_to_tokens(labels, 64) == labels[::2, ::2].reshape(-1)).all()
     with pytest.raises(ValueError):
         mask_to_tokens(labels, 60)
+
+
+@pytest.mark.parametrize("region_rows", [[0, 3, 4, 9], list(range(12)), []])
+def test_style_term_equals_the_literal_formula(region_rows):
+    gen = torch.Generator().manual_seed(2)
+    query, out = (torch.randn(1, 2, 12, 4, generator=gen) for _ in range(2))
+    keys, values = (torch.randn(1, 2, 10, 4, generator=gen) for _ in range(2))
+    m_c = torch.zeros(1, 1, 12, 1)
+    m_c[0, 0, region_rows] = 1.0
+    m_s = (torch.arange(10) % 3 != 0).float().view(1, 1, 10, 1)
+    literal = (out * m_c - F.scaled_dot_product_attention(1.5 * query * m_c, keys * m_s, values * m_s)).abs().mean()
+    ours = style_term(query, out, keys * m_s, values * m_s, torch.tensor(region_rows, dtype=torch.long), 1.5)
+    torch.testing.assert_close(ours, literal, rtol=1e-6, atol=1e-7)
 
 
 def test_region_terms_skip_unmatched_regions_and_pin_whole_references(scene):
