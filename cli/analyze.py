@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import ProgressBar, add_engine_args, report_errors
+from .common import ProgressBar, add_engine_args, engine_from_args, report_errors
 
 OVERLAY_ALPHA = 0.5
 
@@ -28,7 +28,6 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--inversion-steps", type=int, default=None, help="DDIM inversion steps (default 15)")
     parser.add_argument("--max-regions", type=int, default=None,
                         help="largest k tried by the clustering (default 10; the depth split can add more)")
-    parser.add_argument("--no-cache", action="store_true", help="recompute even if a cached result exists")
     add_engine_args(parser)
 
 
@@ -87,25 +86,16 @@ def summary(args, analysis) -> dict:
 def run(args) -> int:
     import numpy as np
 
-    from engine.cache import DiskCache, default_cache_dir
-    from engine.device import pick_device, pick_dtype
     from engine.images import load_image
-    from engine.models import ModelBundle
-    from engine.params import ModelSource
-    from engine.segmentation import analyze_image
+    from engine.types import ImageRef
 
     with report_errors():
         params = _params(args)
-        image = load_image(args.image)
-        mask = load_image(args.mask) if args.mask else None
-        device = pick_device(args.device)
-        source = ModelSource(sd=args.model, dinov2=args.dinov2, depth=args.depth_model, offline=args.offline,
-                             allow_pickle=args.allow_pickle)
-        bundle = ModelBundle(source, device, pick_dtype(device, args.precision))
-        cache = None if args.no_cache else DiskCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+        image = load_image(args.image)  # fail on a bad image before any model loads
+        engine = engine_from_args(args)
         bar = ProgressBar()
         try:
-            analysis = analyze_image(bundle, image, params, user_mask=mask, on_event=bar, cache=cache)
+            analysis = engine.analyze(ImageRef(args.image, args.mask), params, on_event=bar)
         finally:
             bar.close()
         args.out.mkdir(parents=True, exist_ok=True)

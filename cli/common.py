@@ -66,6 +66,7 @@ def add_engine_args(parser) -> None:
     group.add_argument("--device", default="auto", help="auto, cuda, cpu or a torch device string")
     group.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     group.add_argument("--cache-dir", default=None, help="stage cache folder (default: the user data folder)")
+    group.add_argument("--no-cache", action="store_true", help="recompute everything, even if a cached result exists")
 
 
 def engine_from_args(args):
@@ -78,7 +79,7 @@ def engine_from_args(args):
     source = ModelSource(sd=args.model, dinov2=args.dinov2, depth=args.depth_model, offline=args.offline,
                          allow_pickle=args.allow_pickle, single_file_config=args.model_config)
     return Engine(source, device=args.device, precision=args.precision,
-                  cache_dir=Path(args.cache_dir) if args.cache_dir else None)
+                  cache_dir=Path(args.cache_dir) if args.cache_dir else None, use_cache=not args.no_cache)
 
 
 def parse_pin(text: str):

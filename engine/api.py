@@ -31,15 +31,15 @@ class Engine:
 
     device: "auto" | "cuda" | "cpu" (or any torch device string); precision: "auto" | "fp32" | "fp16" | "bf16"
     ("auto" = fp16 on CUDA, fp32 elsewhere) sets the dtype the models are held in. Not thread-safe: one worker
-    thread calls it at a time.
+    thread calls it at a time. `use_cache=False` recomputes everything and writes no cache.
     """
 
     def __init__(self, models: ModelSource | None = None, device: str = "auto", precision: str = "auto",
-                 cache_dir: Path | None = None, on_event: EventCallback | None = None):
+                 cache_dir: Path | None = None, on_event: EventCallback | None = None, use_cache: bool = True):
         self.source = models or ModelSource()
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, precision)
-        self.cache = DiskCache(Path(cache_dir) if cache_dir else default_cache_dir())
+        self.cache = DiskCache(Path(cache_dir) if cache_dir else default_cache_dir()) if use_cache else None
         self.models = ModelBundle(self.source, self.device, self.dtype, on_event=on_event)
 
     def device_summary(self) -> str:
