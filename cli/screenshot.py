@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -66,6 +67,8 @@ def _shoot(args: argparse.Namespace, tmp: Path) -> int:
     window.show()
     controller, session = window.controller, window.session
     deadline = time.monotonic() + args.timeout
+
+    session.status_changed.connect(lambda text: print(f"  {text}", file=sys.stderr, flush=True))
 
     def wait(condition, what: str) -> bool:
         while not condition():

@@ -128,13 +128,21 @@ class RegionView(QWidget):
 
 
 def paint_note(painter: QPainter, rect: QRectF, text: str) -> None:
-    """A dark strip with white text across the top of `rect`: labels that must not be missed."""
+    """A dark red strip with white text across the top of `rect`: labels that must not be missed.
+    The font shrinks until the text fits in two lines, so small views show the whole label too."""
     painter.save()
     font = QFont(painter.font())
     font.setBold(True)
-    painter.setFont(font)
-    strip = QRectF(rect.left(), rect.top(), rect.width(), painter.fontMetrics().height() * 2.6)
-    painter.fillRect(strip, QColor(150, 20, 20, 210))
+    flags = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
+    while True:
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        strip = QRectF(rect.left(), rect.top(), rect.width(), metrics.height() * 2 + 6)
+        needed = metrics.boundingRect(strip.adjusted(4, 0, -4, 0).toRect(), int(flags), text)
+        if needed.height() <= strip.height() - 4 or font.pointSizeF() <= 5:
+            break
+        font.setPointSizeF(font.pointSizeF() - 0.5)
+    painter.fillRect(strip, QColor(150, 20, 20, 215))
     painter.setPen(QPen(QColor("white")))
-    painter.drawText(strip.adjusted(6, 2, -6, -2), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
+    painter.drawText(strip.adjusted(4, 2, -4, -2), flags, text)
     painter.restore()
