@@ -273,9 +273,9 @@ class MainWindow(QMainWindow):
         """Analyses and downloads: a bar in the status bar (busy indicator when the total is unknown)."""
         self.activity_bar.setVisible(activity is not None)
         if activity is not None:
-            _, step, total = activity
-            self.activity_bar.setRange(0, total if total > 0 else 0)
-            self.activity_bar.setValue(min(step, total) if total > 0 else 0)
+            _, step, total = activity  # per mille: byte counts of a 4 GB download overflow a QProgressBar's int
+            self.activity_bar.setRange(0, 1000 if total > 0 else 0)
+            self.activity_bar.setValue(min(1000, step * 1000 // total) if total > 0 else 0)
 
     @Slot(object)
     def _status_changed(self, text: str) -> None:

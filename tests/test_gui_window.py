@@ -221,3 +221,42 @@ def test_paste_an_image_from_the_clipboard(make_window, qtbot, tmp_path):
     window.gallery_panel.paste()  # the same pixels again: refused with a message
     assert len(window.gallery.references) == 1 and window.session.error.kind == "duplicate"
     wait_idle(qtbot, window)
+
+
+def test_settings_dialog_and_switching_models(make_window, qtbot, tmp_path):
+    from gui.settings import Preferences
+    from gui.widgets.settings_dialog import SettingsDialog
+
+    window = make_window()
+    models = tmp_path / "tiny"
+    (models / "sd15").mkdir(parents=True)
+    (models / "manifest.json").write_text('{"random_weights": true}')
+    dialog = SettingsDialog(Preferences(), str(tmp_path / "cache"), window)
+    qtbot.addWidget(dialog)
+    assert dialog.kind.currentData() == "hub"
+    dialog.sd.setText(str(models / "sd15"))
+    dialog.device.setCurrentText("cpu")
+    dialog.offline.setChecked(True)
+    prefs = dialog.preferences()
+    assert (prefs.sd, prefs.device, prefs.offline) == (str(models / "sd15"), "cpu", True)
+    window.settings.set_preferences(prefs)
+    window.apply_preferences(prefs)
+    assert window.session.random_weights
+    assert window.model_label.text() == "Model: sd15 (RANDOM WEIGHTS)"
+    qtbot.waitUntil(lambda: window.device_label.text() == "Device: CPU: slow", timeout=20000)
+    wait_idle(qtbot, window)
+
+
+def test_model_download_progress_reaches_the_status_bar(make_window, qtbot):
+    import threading
+
+    from engine.types import StepEvent
+
+    window = make_window()
+    event = StepEvent("download", 3 * 2**30, 4 * 2**30, message="Downloading sd")  # over 2**31 bytes
+    thread = threading.Thread(target=window.controller.engine_event, args=(event,))  # as the engine calls it
+    thread.start()
+    thread.join()
+    qtbot.waitUntil(lambda: window.session.activity is not None)
+    assert window.activity_bar.isVisibleTo(window) and window.activity_bar.value() == 750
+    assert "3,072 of 4,096 MB" in window.session.status
