@@ -172,6 +172,14 @@ def test_fp16_loss_scaler_skips_overflowing_steps(sd, embeds, scene):
     np.testing.assert_array_equal(out.latent, initial_latent(scene[0].c15)[0].numpy())
 
 
+def test_bf16_autocast_keeps_z_in_fp32_and_stays_close_to_fp32(sd, embeds, scene):
+    params = dataclasses.replace(SHORT, steps=1, iters_per_step=1)
+    full = _run(sd, embeds, scene, params)
+    half = _run(sd, embeds, scene, dataclasses.replace(params, precision="bf16"))
+    assert half.latent.dtype == np.float32 and half.skipped_steps == 0
+    assert half.losses[0].total == pytest.approx(full.losses[0].total, rel=5e-2)
+
+
 def _tiny_lora(unet, path) -> None:
     """A random rank-2 LoRA on every self-attention query and value projection, in diffusers' file layout."""
     gen = torch.Generator().manual_seed(11)
