@@ -317,8 +317,8 @@ MODELS_PY_GAP = pytest.mark.xfail(strict=True, reason=(
 
 
 @pytest.fixture(scope="module")
-def sd_folder_source(parity_root) -> Path:
-    return parity_root / "models-tiny" / "sd15"
+def sd_folder_source(tiny_models_dir) -> Path:
+    return tiny_models_dir / "sd15"
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=MODELS_PY_GAP) if c.startswith("text encoder") else c
@@ -337,3 +337,29 @@ def test_damaged_model_folder_gives_clear_error(tmp_path, sd_folder_source, case
         load_sd_folder(folder, torch.device("cpu"), torch.float32, allow_pickle=False, model_id="x")
     assert isinstance(info.value, ModelMissing) and info.value.hint
     assert str(folder) in str(info.value)
+
+
+DAMAGED_CHECKPOINTS = {
+    "truncated": lambda original: original[: len(original) // 3],
+    "random bytes": lambda original: os.urandom(4096),
+    "empty": lambda original: b"",
+    "header bomb": lambda original: _safetensors_header_bomb(),
+    "not a Stable Diffusion checkpoint": lambda original: _other_weights(),
+}
+
+
+def _other_weights() -> bytes:
+    from safetensors.torch import save
+
+    return save({"classifier.weight": torch.zeros(4, 4)})
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_CHECKPOINTS))
+def test_damaged_single_file_checkpoint_gives_clear_error(tmp_path, tiny_models_dir, case):
+    from engine.models import load_sd_single_file
+
+    path = tmp_path / "artist_model.safetensors"
+    path.write_bytes(DAMAGED_CHECKPOINTS[case]((tiny_models_dir / "sd15.safetensors").read_bytes()))
+    with pytest.raises(ModelMissing, match="artist_model.safetensors") as info:
+        load_sd_single_file(path, tiny_models_dir / "sd15", torch.device("cpu"), torch.float32, model_id="x")
+    assert info.value.hint
