@@ -109,7 +109,7 @@ def working_size(width: int, height: int, size: int) -> tuple[int, int]:
 def predictor_input(image: Image.Image | np.ndarray, centre_crop: bool) -> np.ndarray:
     """uint8 image -> float32 (256, 256, 3) in [0, 1]; references are centre-cropped square first (as the
     network was used by its authors), region crops are resized whole so no part of the region is lost."""
-    img = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    img = _rgb(image) if isinstance(image, Image.Image) else Image.fromarray(image)
     if centre_crop:
         side = min(img.size)
         left, top = (img.width - side) // 2, (img.height - side) // 2
@@ -169,7 +169,7 @@ class Drafter:
         content_key = content_key or pixel_sha256(content)
         labels = self._quick.get(content_key)
         if labels is None:
-            labels = self._quick.put(content_key, quick_regions(np.asarray(content), self.quick_params))
+            labels = self._quick.put(content_key, quick_regions(np.asarray(_rgb(content)), self.quick_params))
         return labels
 
     def draft(self, content: Image.Image, references: Sequence[Image.Image], labels: np.ndarray | None = None,
