@@ -79,6 +79,8 @@ class GalleryPanel(QWidget):
         self.gallery.changed.connect(self._rebuild_timer.start)
         self.gallery.analysis_changed.connect(self._analysis_changed)
         self.session.reference_maps_changed.connect(self._rebuild_timer.start)
+        self.session.random_weights_changed.connect(self._label_maps)
+        self._label_maps()
         self.rebuild()
 
     # ----- adding
@@ -174,6 +176,10 @@ class GalleryPanel(QWidget):
             self.gallery.set_family(ref_id, name)
 
     # ----- showing
+    @Slot()
+    def _label_maps(self) -> None:
+        self.maps_box.setText("Region maps (RANDOM WEIGHTS)" if self.session.random_weights else "Region maps")
+
     @Slot(str)
     def _analysis_changed(self, ref_id: str) -> None:
         self._thumbs.pop((ref_id, True), None)

@@ -163,7 +163,8 @@ class ResultPanel(QWidget):
     def _rebuild_history(self) -> None:
         self.history.clear()
         for index, record in enumerate(self.session.history):
-            item = QListWidgetItem(f"#{index + 1}" + (" (cancelled)" if record.cancelled else ""))
+            flags = ["cancelled"] * record.cancelled + ["random weights"] * record.random_weights
+            item = QListWidgetItem(f"#{index + 1}" + (f" ({', '.join(flags)})" if flags else ""))
             try:
                 item.setIcon(QIcon(QPixmap.fromImage(load_qimage(self.session.result_path(record)).scaled(
                     96, 96, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))))
