@@ -287,6 +287,16 @@ def fingerprint(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def _quiet_library_progress() -> None:
+    """Silence the libraries' own "Loading weights" bars: progress reaches people through our events, and a
+    windowed build has no stderr to draw them on."""
+    import diffusers.utils.logging
+    import transformers.utils.logging
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+
+
 class ModelBundle:
     """The models of one `ModelSource`, each loaded on first use and then kept (thread-safe, loads once)."""
 
@@ -302,6 +312,7 @@ class ModelBundle:
     def _once(self, name: str, load: Callable[[], Any]) -> Any:
         with self._lock:
             if name not in self._loaded:
+                _quiet_library_progress()
                 self._loaded[name] = load()
             return self._loaded[name]
 

@@ -36,3 +36,39 @@ def tiny_model_source(tiny_models_dir):
 
     return ModelSource(sd=str(tiny_models_dir / "sd15"), dinov2=str(tiny_models_dir / "dinov2"),
                        depth=str(tiny_models_dir / "depth"), offline=True)
+
+
+def synthetic_image(path: Path, seed: int, size: int = 96) -> Path:
+    """A small, seeded test picture: two halves of different colour and texture (regions to find)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(40, 215, size=(2, 3))
+    image = np.empty((size, size, 3))
+    image[:, : size // 2] = base[0]
+    image[:, size // 2:] = base[1]
+    image += rng.normal(0, 12 + 10 * seed % 3, size=image.shape)
+    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_images(tmp_path_factory) -> dict[str, Path]:
+    """A content picture and two references, made here (tests never read ../shared/benchmark)."""
+    folder = tmp_path_factory.mktemp("images")
+    return {name: synthetic_image(folder / f"{name}.png", seed) for seed, name in enumerate(["content", "ref0", "ref1"])}
+
+
+@pytest.fixture(scope="session")
+def tiny_cache_dir(tmp_path_factory) -> Path:
+    """One stage cache for the session, so tests that analyse the same sample images share the work."""
+    return tmp_path_factory.mktemp("stage_cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_source, tiny_cache_dir):
+    """An Engine on the tiny models (CPU, fp32) with the session's shared cache."""
+    from engine.api import Engine
+
+    return Engine(tiny_model_source, device="cpu", precision="fp32", cache_dir=tiny_cache_dir)
