@@ -8,19 +8,26 @@ The processors are plain diffusers processors on `AttnProcessor2_0`'s math; they
 an explicit `FeatureStore` that the caller clears, and `capture_self_attention` installs them with a
 FRESH dict covering every attention layer (diffusers consumes the dict it is given) and puts the
 previous processors back in `finally`.
+
+A pass that only needs the recorded tensors can stop there: with `stop`, the processor of the LAST recorded layer
+raises `StopForward` once it has what the caller needs ("qkv": before that layer's attention, for the no-grad
+reference-feature passes; "out": after it, for the pass through z, whose loss needs the output), and
+`forward_until_recorded` swallows it. Everything after that point (at SD1.5 size: the last 64x64 attention and
+its feed-forward, conv_out) is skipped; the recorded tensors, and their autograd graph, are unchanged.
 """
 from __future__ import annotations
 
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Literal
 
 import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 _SECTION_ORDER = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}
+Stop = Literal["none", "qkv", "out"]
 _NAME = re.compile(r"^(down_blocks|mid_block|up_blocks)(?:\.(\d+))?\.attentions\.(\d+)"
                    r"\.transformer_blocks\.(\d+)\.attn1\.processor$")
 
@@ -42,12 +49,17 @@ def self_attention_names(processor_names: list[str]) -> list[str]:
 
 @dataclass
 class AttentionTensors:
-    """One layer's per-head tensors, each (batch, heads, tokens, head_dim); `out` is before head merge."""
+    """One layer's per-head tensors, each (batch, heads, tokens, head_dim); `out` is before head merge (None when
+    the pass stopped before this layer's attention)."""
 
     query: torch.Tensor
     key: torch.Tensor
     value: torch.Tensor
-    out: torch.Tensor
+    out: torch.Tensor | None
+
+
+class StopForward(Exception):
+    """Raised by the last recording processor of a pass that needs nothing after it."""
 
 
 class FeatureStore:
@@ -67,11 +79,13 @@ class RecordingProcessor:
     """`AttnProcessor2_0` that also records Q, K, V and the attention output per head into a store.
 
     The recorded tensors stay in the autograd graph, so a loss built from them reaches the UNet input.
+    `stop` ends the UNet call here by raising `StopForward` (see the module docstring).
     """
 
-    def __init__(self, store: FeatureStore, layer: int) -> None:
+    def __init__(self, store: FeatureStore, layer: int, stop: Stop = "none") -> None:
         self.store = store
         self.layer = layer
+        self.stop = stop
 
     def __call__(self, attn: Attention, hidden_states: torch.Tensor,
                  encoder_hidden_states: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
@@ -99,9 +113,14 @@ class RecordingProcessor:
             query = attn.norm_q(query)
         if attn.norm_k is not None:
             key = attn.norm_k(key)
+        if self.stop == "qkv":
+            self.store.layers[self.layer] = AttentionTensors(query, key, value, None)
+            raise StopForward
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0,
                                              is_causal=False)
         self.store.layers[self.layer] = AttentionTensors(query, key, value, out)
+        if self.stop == "out":
+            raise StopForward
 
         hidden_states = out.transpose(1, 2).reshape(batch, -1, out.shape[1] * out.shape[3]).to(query.dtype)
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
@@ -119,8 +138,11 @@ def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
 
 
 @contextmanager
-def capture_self_attention(unet, layers: tuple[int, ...] | list[int], store: FeatureStore) -> Iterator[FeatureStore]:
+def capture_self_attention(unet, layers: tuple[int, ...] | list[int], store: FeatureStore,
+                           stop: Stop = "none") -> Iterator[FeatureStore]:
     """Record the given self-attention layers (execution order) into `store` while the block runs.
+
+    With `stop`, the last of the layers ends the pass (call the UNet through `forward_until_recorded`).
 
     Every other attention layer gets a plain SDPA processor. The UNet's previous processors are
     restored on exit, also when the block raises.
@@ -131,10 +153,19 @@ def capture_self_attention(unet, layers: tuple[int, ...] | list[int], store: Fea
     if bad:
         raise ValueError(f"self-attention layers {bad} do not exist: this UNet has {len(order)} (0..{len(order) - 1})")
     recorded = {order[i]: i for i in layers}
-    fresh = {name: RecordingProcessor(store, recorded[name]) if name in recorded else AttnProcessor2_0()
-             for name in snapshot}
+    last = max(layers, default=None)
+    fresh = {name: RecordingProcessor(store, recorded[name], stop if recorded[name] == last else "none")
+             if name in recorded else AttnProcessor2_0() for name in snapshot}
     unet.set_attn_processor(fresh)
     try:
         yield store
     finally:
         unet.set_attn_processor(dict(snapshot))
+
+
+def forward_until_recorded(unet, *args, **kwargs) -> None:
+    """Call the UNet for its recorded tensors only: a `StopForward` from the last recording processor ends it."""
+    try:
+        unet(*args, **kwargs)
+    except StopForward:
+        pass

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .attention import FeatureStore, capture_self_attention
+from .attention import FeatureStore, capture_self_attention, forward_until_recorded
 
 Tensors = dict[str, torch.Tensor]
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -144,9 +144,9 @@ class ReferenceFeatures:
         context = self.text_embeds.expand(len(items), -1, -1)
         store = FeatureStore()
         t = torch.tensor(timestep, device=batch.device)
-        with torch.no_grad(), capture_self_attention(self.unet, self.layers, store), \
+        with torch.no_grad(), capture_self_attention(self.unet, self.layers, store, stop="qkv"), \
                 autocast_for(batch.device, self.precision):
-            self.unet(batch, t, encoder_hidden_states=context, return_dict=False)
+            forward_until_recorded(self.unet, batch, t, encoder_hidden_states=context, return_dict=False)
         out = {}
         for row, (name, _, kind) in enumerate(items):
             tensors = {}

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, EulerDiscreteScheduler, LCMScheduler
 from diffusers.loaders import StableDiffusionLoraLoaderMixin
 
-from .attention import FeatureStore, capture_self_attention
+from .attention import FeatureStore, capture_self_attention, forward_until_recorded
 from .params import FAST_MODES, VAE_SCALING_FACTOR, Stage3Params
 from .preview import latent_to_rgb
 from .stage3_features import FeatureCache, ReferenceFeatures, StepFeatures, autocast_for
@@ -220,11 +220,12 @@ def regional_loss(store: FeatureStore, features: StepFeatures, terms: list[Regio
 
 def evaluate_loss(unet, z: torch.Tensor, timestep: float, text_embeds: torch.Tensor, features: StepFeatures,
                   terms: list[RegionTerm], params: Stage3Params) -> LossParts:
-    """One pass of z through the UNet (with graph when z requires grad) and the loss of its tensors."""
+    """One pass of z through the UNet (with graph when z requires grad) and the loss of its tensors; the pass stops
+    after the last recorded layer's attention, the rest of the UNet does not enter the loss."""
     store = FeatureStore()
     t = torch.tensor(timestep, device=z.device)
-    with capture_self_attention(unet, params.layers, store), autocast_for(z.device, params.precision):
-        unet(z, t, encoder_hidden_states=text_embeds, return_dict=False)
+    with capture_self_attention(unet, params.layers, store, stop="out"), autocast_for(z.device, params.precision):
+        forward_until_recorded(unet, z, t, encoder_hidden_states=text_embeds, return_dict=False)
     return regional_loss(store, features, terms, params)
 
 

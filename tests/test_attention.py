@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import AttnProcessor2_0
 
-from engine.attention import FeatureStore, capture_self_attention, self_attention_names
+from engine.attention import FeatureStore, capture_self_attention, forward_until_recorded, self_attention_names
 from tests.tiny_models import UNET_CONFIG
 
 
@@ -78,3 +78,30 @@ def test_unknown_layer_is_rejected_before_anything_changes(unet):
         with capture_self_attention(unet, (16,), FeatureStore()):
             pass
     assert all(unet.attn_processors[name] is p for name, p in before.items())
+
+
+@pytest.mark.parametrize("stop", ["qkv", "out"])
+def test_stopping_after_the_last_layer_records_the_same_tensors_and_skips_the_rest(unet, stop):
+    layers = (10, 11, 12, 13, 14, 15)
+    full, early = FeatureStore(), FeatureStore()
+    with torch.no_grad(), capture_self_attention(unet, layers, full):
+        _forward(unet)
+    gen = torch.Generator().manual_seed(1)
+    z = torch.randn(1, 4, 16, 16, generator=gen)
+    context = torch.randn(1, 77, UNET_CONFIG["cross_attention_dim"], generator=gen)
+    calls = []
+    hook = unet.conv_out.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        with torch.no_grad(), capture_self_attention(unet, layers, early, stop=stop):
+            forward_until_recorded(unet, z, torch.tensor(401), encoder_hidden_states=context)
+    finally:
+        hook.remove()
+    assert calls == [] and sorted(early.layers) == list(layers)
+    for layer in layers:
+        for name in ("query", "key", "value", "out"):
+            ours = getattr(early[layer], name)
+            if name == "out" and layer == 15 and stop == "qkv":
+                assert ours is None
+            else:
+                torch.testing.assert_close(ours, getattr(full[layer], name), rtol=0, atol=0)
+    assert isinstance(unet.attn_processors[self_attention_names(list(unet.attn_processors))[15]], AttnProcessor2_0)
