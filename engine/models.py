@@ -184,6 +184,16 @@ def _check_config_folder(folder: Path, what: str) -> None:
     _check_tokenizer(folder / "tokenizer", what)
 
 
+def _damaged_file_errors() -> tuple[type[BaseException], ...]:
+    """What the libraries raise on truncated, corrupt or mistyped weight and config files."""
+    from safetensors import SafetensorError
+
+    return (OSError, ValueError, TypeError, KeyError, SafetensorError)
+
+
+DAMAGED_FILE_ERRORS = _damaged_file_errors()
+
+
 def load_sd_folder(folder: Path, device: torch.device, dtype: torch.dtype, allow_pickle: bool,
                    model_id: str) -> SDModels:
     """SD1.5 from a diffusers folder, component by component (no pipeline, so no safety checker)."""
@@ -205,7 +215,7 @@ def load_sd_folder(folder: Path, device: torch.device, dtype: torch.dtype, allow
         text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", dtype=dtype,
                                                      use_safetensors=safe, **kwargs["text_encoder"])
         tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
-    except (OSError, ValueError) as exc:
+    except DAMAGED_FILE_ERRORS as exc:
         raise ModelMissing(f"{what} could not be loaded: {exc}",
                            hint="The folder is incomplete or damaged: copy or download it again.") from exc
     return _sd_models(unet, vae, text_encoder, tokenizer, _scheduler_config(folder), model_id, device)
@@ -238,7 +248,7 @@ def load_sd_single_file(path: Path, config_folder: Path, device: torch.device, d
             image_encoder=None, requires_safety_checker=False)
     except torch.OutOfMemoryError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError, SingleFileComponentError) as exc:
+    except (*DAMAGED_FILE_ERRORS, RuntimeError, SingleFileComponentError) as exc:
         raise ModelMissing(f"{path.name} could not be read as a Stable Diffusion 1.5 checkpoint: {exc}",
                            hint="Use an SD1.5 checkpoint (SDXL, SD2 and others are not supported), or its "
                                 "diffusers folder.") from exc
@@ -267,7 +277,7 @@ def load_transformers_folder(folder: Path, auto_model: Callable, device: torch.d
     try:
         model = auto_model.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
         processor = AutoImageProcessor.from_pretrained(folder)
-    except (OSError, ValueError) as exc:
+    except DAMAGED_FILE_ERRORS as exc:
         raise ModelMissing(f"{what} in {folder} could not be loaded: {exc}",
                            hint="The folder is incomplete or damaged: copy or download it again.") from exc
     return _frozen(model, device), processor

@@ -311,9 +311,6 @@ DAMAGED_SD_FILES = {
     "text encoder weights random": ("text_encoder/model.safetensors", lambda b: os.urandom(4096)),
     "text encoder config a list": ("text_encoder/config.json", lambda b: json.dumps([1, 2]).encode()),
 }
-MODELS_PY_GAP = pytest.mark.xfail(strict=True, reason=(
-    "engine/models.py catches only OSError/ValueError around transformers' from_pretrained: a damaged "
-    "text-encoder file raises safetensors' SafetensorError or TypeError unwrapped (reported to the lead)"))
 
 
 @pytest.fixture(scope="module")
@@ -321,8 +318,7 @@ def sd_folder_source(tiny_models_dir) -> Path:
     return tiny_models_dir / "sd15"
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=MODELS_PY_GAP) if c.startswith("text encoder") else c
-                                  for c in DAMAGED_SD_FILES])
+@pytest.mark.parametrize("case", list(DAMAGED_SD_FILES))
 def test_damaged_model_folder_gives_clear_error(tmp_path, sd_folder_source, case):
     from engine.models import load_sd_folder
 
