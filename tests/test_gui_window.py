@@ -253,6 +253,7 @@ def test_model_download_progress_reaches_the_status_bar(make_window, qtbot):
     from engine.types import StepEvent
 
     window = make_window()
+    wait_idle(qtbot, window)  # the start-up device job's end would clear the bar (downloads happen inside jobs)
     event = StepEvent("download", 3 * 2**30, 4 * 2**30, message="Downloading sd")  # over 2**31 bytes
     thread = threading.Thread(target=window.controller.engine_event, args=(event,))  # as the engine calls it
     thread.start()
