@@ -194,6 +194,17 @@ def _damaged_file_errors() -> tuple[type[BaseException], ...]:
 DAMAGED_FILE_ERRORS = _damaged_file_errors()
 
 
+def check_sd_folder(folder: Path, allow_pickle: bool, what: str) -> dict[str, dict]:
+    """Checks (from the file listing alone) that a diffusers folder has every component the loader reads;
+    returns each component's from_pretrained keywords."""
+    if not folder.is_dir():
+        raise ModelMissing(f"{what} does not exist", hint="Pick an existing diffusers folder, a .safetensors "
+                                                          "file or a hub id in the model setting.")
+    kwargs = {c: _weights_file(folder / c, c, allow_pickle, what) for c in SD_MODEL_COMPONENTS}
+    _check_tokenizer(folder / "tokenizer", what)
+    return kwargs
+
+
 def load_sd_folder(folder: Path, device: torch.device, dtype: torch.dtype, allow_pickle: bool,
                    model_id: str) -> SDModels:
     """SD1.5 from a diffusers folder, component by component (no pipeline, so no safety checker)."""
@@ -201,11 +212,7 @@ def load_sd_folder(folder: Path, device: torch.device, dtype: torch.dtype, allow
     from transformers import CLIPTextModel, CLIPTokenizer
 
     what = f"Stable Diffusion folder {folder}"
-    if not folder.is_dir():
-        raise ModelMissing(f"{what} does not exist", hint="Pick an existing diffusers folder, a .safetensors "
-                                                          "file or a hub id in the model setting.")
-    kwargs = {c: _weights_file(folder / c, c, allow_pickle, what) for c in SD_MODEL_COMPONENTS}
-    _check_tokenizer(folder / "tokenizer", what)
+    kwargs = check_sd_folder(folder, allow_pickle, what)
     safe = None if allow_pickle else True
     try:
         unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype,
@@ -262,6 +269,14 @@ def _sd_models(unet, vae, text_encoder, tokenizer, scheduler_config: dict, model
                     scheduler_config, model_id)
 
 
+def check_transformers_folder(folder: Path, what: str) -> None:
+    """Checks (from the file listing alone) that a transformers folder has config, weights and preprocessor."""
+    _weights_file(folder, what, False, f"{what} folder")
+    if not (folder / "preprocessor_config.json").is_file():
+        raise ModelMissing(f"{what}: preprocessor_config.json is missing in {folder}",
+                           hint="The folder must be a complete transformers model folder.")
+
+
 def load_transformers_folder(folder: Path, auto_model: Callable, device: torch.device, what: str):
     """(model, image processor) from a transformers folder; fp32 (run once per image, thresholds act on it).
 
@@ -270,10 +285,7 @@ def load_transformers_folder(folder: Path, auto_model: Callable, device: torch.d
     """
     from transformers import AutoImageProcessor
 
-    _weights_file(folder, what, False, f"{what} folder")
-    if not (folder / "preprocessor_config.json").is_file():
-        raise ModelMissing(f"{what}: preprocessor_config.json is missing in {folder}",
-                           hint="The folder must be a complete transformers model folder.")
+    check_transformers_folder(folder, what)
     try:
         model = auto_model.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
         processor = AutoImageProcessor.from_pretrained(folder)
@@ -331,13 +343,15 @@ class ModelBundle:
             raise ValueError(f"unknown model '{which}' (sd, dinov2 or depth)")
         return getattr(self.source, which)
 
-    def _local(self, which: str, hub_files: list[str], what: str) -> Path:
-        """The source of `which` as a local path (hub ids resolved through the cache)."""
-        return self._local_path(self._source_string(which), hub_files, what)
+    def _local(self, which: str, hub_files: list[str], what: str, cache_only: bool = False) -> Path:
+        """The source of `which` as a local path (hub ids resolved through the cache; `cache_only`: never the
+        network, whatever the source's offline setting)."""
+        return self._local_path(self._source_string(which), hub_files, what, cache_only)
 
-    def _local_path(self, source: str, hub_files: list[str], what: str) -> Path:
+    def _local_path(self, source: str, hub_files: list[str], what: str, cache_only: bool = False) -> Path:
         if source_kind(source) == "hub":
-            return _hub_snapshot(source, hub_files, is_offline(self.source), self.on_event, what)
+            offline = cache_only or is_offline(self.source)
+            return _hub_snapshot(source, hub_files, offline, None if cache_only else self.on_event, what)
         path = Path(source).expanduser()
         if not path.exists():
             raise ModelMissing(f"{what} not found: {path} does not exist",
@@ -358,6 +372,27 @@ class ModelBundle:
         if which == "sd" and source_kind(source) == "single_file":
             model_id += f"+config:{self._path_id(self.source.single_file_config)}"
         return model_id
+
+    def available(self, which: str) -> bool:
+        """Whether model `which` ("sd", "dinov2", "depth") is here to load: a folder or file with every file the
+        loader reads, or a hub id whose files are in the Hugging Face cache. Reads file listings only: never
+        downloads, never loads weights, so the app can choose what to offer (e.g. the draft's regions) at once."""
+        try:
+            if which == "sd" and source_kind(self.source.sd) == "single_file":
+                path = Path(self.source.sd).expanduser()
+                check_single_file(path, self.source.allow_pickle)
+                what = f"Configs and tokenizer for {path.name}"
+                _check_config_folder(self._local_path(self.source.single_file_config, SD_CONFIG_HUB_FILES, what,
+                                                      cache_only=True), what)
+            elif which == "sd":
+                check_sd_folder(self._local("sd", SD_HUB_FILES, "Stable Diffusion model", cache_only=True),
+                                self.source.allow_pickle, "Stable Diffusion model")
+            else:
+                what = f"{which} model"
+                check_transformers_folder(self._local(which, TRANSFORMERS_HUB_FILES, what, cache_only=True), what)
+        except (ModelMissing, UnsafeCheckpoint):
+            return False
+        return True
 
     @property
     def sd(self) -> SDModels:
