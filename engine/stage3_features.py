@@ -11,10 +11,17 @@ the timestep, the layers, the precision and the kind (queries or keys/values). A
 costs about 24 MB (queries) or 47 MB (keys + values) per timestep in fp32, so a 150-step run with two
 references needs about 18 GB: give the cache a byte budget (memory, least recently used first out)
 and optionally a folder (safetensors files, loaded back bit for bit).
+
+A run reads its timesteps in order, the same order every re-run: plain least-recently-used eviction would
+then keep only the END of a run that does not fit and throw each entry out just before the re-run needs it
+(no hits at all). So every entry remembers the last run that used it, and a run never evicts its own
+entries: when the budget is full of them, a new entry is simply not kept. A re-run then finds the first
+budget's worth of its steps; entries of earlier runs (other photos, other references) go first, oldest first.
 """
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import OrderedDict
 from contextlib import nullcontext
@@ -28,6 +35,7 @@ from .attention import FeatureStore, capture_self_attention, forward_until_recor
 
 Tensors = dict[str, torch.Tensor]
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+_RUN_IDS = itertools.count(1)
 
 
 def autocast_for(device: torch.device, precision: str):
@@ -38,33 +46,43 @@ def autocast_for(device: torch.device, precision: str):
 
 
 class FeatureCache:
-    """Memory LRU (CPU tensors, a byte budget) in front of an optional folder of safetensors files."""
+    """Memory LRU (CPU tensors, a byte budget) in front of an optional folder of safetensors files.
+
+    `run` (from `new_run()`) marks who reads and writes an entry: a run never evicts its own entries (see the
+    module docstring); without it the memory part is a plain LRU.
+    """
 
     def __init__(self, max_bytes: int = 4 << 30, directory: Path | None = None) -> None:
         self.max_bytes = max_bytes
         self.directory = Path(directory) if directory is not None else None
         self._memory: OrderedDict[str, Tensors] = OrderedDict()
+        self._owner: dict[str, int | None] = {}
         self._bytes = 0
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: str) -> Tensors | None:
+    @staticmethod
+    def new_run() -> int:
+        return next(_RUN_IDS)
+
+    def get(self, key: str, run: int | None = None) -> Tensors | None:
         if key in self._memory:
             self._memory.move_to_end(key)
+            self._owner[key] = run
             self.hits += 1
             return self._memory[key]
         path = self._path(key)
         if path is not None and path.is_file():
             tensors = load_file(str(path))
-            self._remember(key, tensors)
+            self._remember(key, tensors, run)
             self.hits += 1
             return tensors
         self.misses += 1
         return None
 
-    def put(self, key: str, tensors: Tensors) -> None:
+    def put(self, key: str, tensors: Tensors, run: int | None = None) -> None:
         tensors = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-        self._remember(key, tensors)
+        self._remember(key, tensors, run)
         path = self._path(key)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,18 +90,26 @@ class FeatureCache:
             save_file(tensors, str(tmp))
             tmp.replace(path)
 
-    def _remember(self, key: str, tensors: Tensors) -> None:
-        size = sum(t.numel() * t.element_size() for t in tensors.values())
-        if size > self.max_bytes:
+    def _remember(self, key: str, tensors: Tensors, run: int | None) -> None:
+        size = _nbytes(tensors)
+        if key in self._memory or size > self.max_bytes:
             return
+        while self._bytes + size > self.max_bytes:
+            victim = next((k for k in self._memory if run is None or self._owner[k] != run), None)
+            if victim is None:  # the budget holds only this run's entries: keep them, not this one
+                return
+            self._bytes -= _nbytes(self._memory.pop(victim))
+            del self._owner[victim]
         self._memory[key] = tensors
+        self._owner[key] = run
         self._bytes += size
-        while self._bytes > self.max_bytes:
-            _, dropped = self._memory.popitem(last=False)
-            self._bytes -= sum(t.numel() * t.element_size() for t in dropped.values())
 
     def _path(self, key: str) -> Path | None:
         return None if self.directory is None else self.directory / key[:2] / f"{key}.safetensors"
+
+
+def _nbytes(tensors: Tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 @dataclass
@@ -120,12 +146,13 @@ class ReferenceFeatures:
         self._items += [(f"ref{i}", reference_latents[i], "kv") for i in self._refs]
         self._digests = {name: latent_digest(latent) for name, latent, _ in self._items}
         self._model_key = model_key
+        self._run = FeatureCache.new_run()
 
     def at(self, timestep: float) -> StepFeatures:
         found: dict[str, Tensors] = {}
         missing = []
         for name, latent, kind in self._items:
-            cached = self.cache.get(self._key(name, kind, timestep)) if self.cache is not None else None
+            cached = self.cache.get(self._key(name, kind, timestep), self._run) if self.cache is not None else None
             if cached is None:
                 missing.append((name, latent, kind))
             else:
@@ -134,7 +161,7 @@ class ReferenceFeatures:
             computed = self._compute(missing, timestep)
             for name, _, kind in missing:
                 if self.cache is not None:
-                    self.cache.put(self._key(name, kind, timestep), computed[name])
+                    self.cache.put(self._key(name, kind, timestep), computed[name], self._run)
             found.update(computed)
         return self._assemble(found)
 

@@ -1,0 +1,42 @@
+"""FeatureCache's memory budget: re-runs that read their steps in order still hit, older runs' entries go first."""
+from __future__ import annotations
+
+import torch
+
+from engine.stage3_features import FeatureCache
+
+ENTRY = {"q": torch.zeros(256)}  # 1 KiB
+
+
+def _scan(cache: FeatureCache, keys: list[str], run: int | None) -> list[bool]:
+    """A run's access pattern: each step read, and written when missing; which steps hit."""
+    hits = []
+    for key in keys:
+        hit = cache.get(key, run) is not None
+        if not hit:
+            cache.put(key, ENTRY, run)
+        hits.append(hit)
+    return hits
+
+
+def test_a_rerun_that_does_not_fit_keeps_its_first_steps():
+    cache = FeatureCache(max_bytes=3 * 1024)
+    steps = [f"t{i}" for i in range(5)]
+    assert _scan(cache, steps, cache.new_run()) == [False] * 5
+    assert _scan(cache, steps, cache.new_run()) == [True, True, True, False, False]
+    assert _scan(cache, steps, cache.new_run()) == [True, True, True, False, False]
+
+
+def test_plain_lru_without_runs_finds_nothing_on_the_same_scan():
+    cache = FeatureCache(max_bytes=3 * 1024)
+    steps = [f"t{i}" for i in range(5)]
+    _scan(cache, steps, None)
+    assert _scan(cache, steps, None) == [False] * 5  # why runs are tracked
+
+
+def test_a_new_run_evicts_earlier_runs_oldest_first():
+    cache = FeatureCache(max_bytes=3 * 1024)
+    _scan(cache, ["a0", "a1", "a2"], cache.new_run())
+    _scan(cache, ["b0", "b1"], cache.new_run())
+    assert [cache.get(k) is not None for k in ("a0", "a1", "a2", "b0", "b1")] == [False, False, True, True, True]
+    assert cache._bytes == 3 * 1024
