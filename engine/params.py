@@ -103,6 +103,9 @@ class Stage3Params:
     lora_source: str | None = None  # a local folder or .safetensors file in place of the fast mode's hub LoRA
     preview_every: int = 1  # emit a latent->RGB preview every N steps (0 = never)
     seed: int = 42
+    # Memory: images per no-grad reference-feature pass (content + references; 0 = all in one batch). A smaller
+    # batch lowers the peak GPU memory with many references at a small cost in speed (same results up to rounding).
+    feature_batch: int = 0
 
 
 @dataclass(frozen=True)

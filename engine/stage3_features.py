@@ -129,13 +129,15 @@ def latent_digest(latent: torch.Tensor) -> str:
 class ReferenceFeatures:
     """Computes (or fetches) the content's Q_c and the references' K_s, V_s at any timestep.
 
-    All items missing from the cache at a timestep go through the UNet together as one batch.
+    All items missing from the cache at a timestep go through the UNet together, in batches of `batch_size`
+    (0 = one batch).
     """
 
     def __init__(self, unet, text_embeds: torch.Tensor, content_latent: torch.Tensor,
                  reference_latents: dict[int, torch.Tensor], layers: tuple[int, ...], precision: str,
-                 model_key: str, cache: FeatureCache | None = None) -> None:
+                 model_key: str, cache: FeatureCache | None = None, batch_size: int = 0) -> None:
         self.unet = unet
+        self.batch_size = batch_size
         self.text_embeds = text_embeds
         self.layers = tuple(layers)
         self.precision = precision
@@ -157,9 +159,11 @@ class ReferenceFeatures:
                 missing.append((name, latent, kind))
             else:
                 found[name] = {k: v.to(latent.device) for k, v in cached.items()}
-        if missing:
-            computed = self._compute(missing, timestep)
-            for name, _, kind in missing:
+        size = self.batch_size or max(len(missing), 1)
+        for start in range(0, len(missing), size):
+            chunk = missing[start:start + size]
+            computed = self._compute(chunk, timestep)
+            for name, _, kind in chunk:
                 if self.cache is not None:
                     self.cache.put(self._key(name, kind, timestep), computed[name], self._run)
             found.update(computed)

@@ -275,7 +275,8 @@ def stylize(sd: "SDModels", text_embeds: torch.Tensor, content: StyleInputs, ref
         provider = ReferenceFeatures(
             unet, embeds, latent_tensor(content.vae_latent, device),
             {r: latent_tensor(references[r].vae_latent, device) for r in sorted({t.reference for t in terms})},
-            params.layers, params.precision, model_key=f"{sd.model_id}|{params.fast_mode}", cache=feature_cache)
+            params.layers, params.precision, model_key=f"{sd.model_id}|{params.fast_mode}", cache=feature_cache,
+            batch_size=params.feature_batch)
         for timestep in timesteps:
             if cancelled:
                 break

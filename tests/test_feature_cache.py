@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import torch
+from diffusers import UNet2DConditionModel
 
-from engine.stage3_features import FeatureCache
+from engine.stage3_features import FeatureCache, ReferenceFeatures
+from tests.tiny_models import UNET_CONFIG
 
 ENTRY = {"q": torch.zeros(256)}  # 1 KiB
 
@@ -40,3 +42,24 @@ def test_a_new_run_evicts_earlier_runs_oldest_first():
     _scan(cache, ["b0", "b1"], cache.new_run())
     assert [cache.get(k) is not None for k in ("a0", "a1", "a2", "b0", "b1")] == [False, False, True, True, True]
     assert cache._bytes == 3 * 1024
+
+
+def test_smaller_feature_batches_give_the_same_features_in_more_calls():
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**UNET_CONFIG).eval().requires_grad_(False)
+    gen = torch.Generator().manual_seed(1)
+    latents = [torch.randn(1, 4, 16, 16, generator=gen) for _ in range(4)]
+    embeds = torch.randn(1, 77, UNET_CONFIG["cross_attention_dim"], generator=gen)
+    calls = []
+    unet.register_forward_pre_hook(lambda _module, args: calls.append(args[0].shape[0]))
+    features = {}
+    for batch_size in (0, 2):
+        provider = ReferenceFeatures(unet, embeds, latents[0], {0: latents[1], 2: latents[2], 3: latents[3]},
+                                     (10, 13, 15), "fp32", model_key="tiny", batch_size=batch_size)
+        features[batch_size] = provider.at(401.0)
+    assert calls == [4, 2, 2]
+    for layer in (10, 13, 15):
+        torch.testing.assert_close(features[2].content_query[layer], features[0].content_query[layer])
+        for ref in (0, 2, 3):
+            torch.testing.assert_close(features[2].keys[ref][layer], features[0].keys[ref][layer])
+            torch.testing.assert_close(features[2].values[ref][layer], features[0].values[ref][layer])
