@@ -51,4 +51,4 @@ def test_unreadable_content(tiny_model_source, tiny_cache_dir, sample_images, tm
         main.main(["run", "--content", str(text), "--style", str(sample_images["ref0"]), "--out",
                    str(tmp_path / "x.png"), *engine_args(tiny_model_source, tiny_cache_dir)])
     assert exit_info.value.code == 2
-    assert "notes.png is not a readable image" in capsys.readouterr().err
+    assert "notes.png is not an image" in capsys.readouterr().err
