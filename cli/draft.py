@@ -1,7 +1,8 @@
 """`stylegallery draft`: an instant draft (Magenta arbitrary stylisation per region) written as a PNG plus JSON.
 
-Without `--labels` the regions and matches are the quick classical stand-ins, and the output says so; stage-1
-labels (.npy) and a stage-2 assignment (JSON) can be fed in instead. Needs the optional `draft` extra.
+Regions and matches are the method's (stage 1 and 2, pins included: what `run` with the same options will use)
+when its models are here without a download, else the quick classical stand-ins; the output says which. Saved
+stage-1 labels (.npy) and a stage-2 assignment (JSON) can be fed in instead. Needs the optional `draft` extra.
 """
 from __future__ import annotations
 
@@ -9,56 +10,50 @@ import json
 import sys
 from pathlib import Path
 
-from .common import ProgressBar, parse_pin, report_errors
+from .common import ProgressBar, add_engine_args, engine_from_args, parse_pin, report_errors
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "draft", help="instant draft: a fast CPU preview of the restyle (needs the draft extra)",
         description="Draft the restyle in about a second: one Magenta arbitrary-stylisation pass per matched "
-                    "reference, composited region by region. References count from 0.")
+                    "reference (or reference region), composited region by region. References count from 0.")
     parser.add_argument("--content", required=True, type=Path, help="the photo to restyle")
     parser.add_argument("--style", required=True, nargs="+", type=Path, help="reference images (0, 1, ...)")
     parser.add_argument("--pin", action="append", default=[], type=parse_pin, metavar="REGION=REF[:REGION]",
-                        help="give a content region one reference (repeatable); the draft uses the whole reference")
+                        help="give a content region one reference, or one region of it (repeatable)")
     parser.add_argument("--strength", type=float, default=1.0, help="0..1: 0 keeps the photo's own style (default 1)")
     parser.add_argument("--preserve-colour", action="store_true",
                         help="keep the photo's colours, take the style's brightness")
     parser.add_argument("--size", type=int, default=512,
                         help="long side in pixels, a multiple of 4 up to 1024 (default 512)")
+    parser.add_argument("--regions", choices=["auto", "method", "quick"], default="auto",
+                        help="method: stage 1 regions and stage 2 matches (loads, or downloads, the models); "
+                             "quick: classical regions and quick matching; auto (default): method when its "
+                             "models are here without a download, else quick")
+    parser.add_argument("--no-depth", action="store_true", help="skip the depth split in stage 1 (as run --no-depth)")
     parser.add_argument("--labels", type=Path,
-                        help="stage-1 region map (.npy, any HxW int map); default: quick regions")
+                        help="a saved stage-1 region map (.npy, e.g. from analyze) instead of --regions")
     parser.add_argument("--assignment", type=Path,
                         help='stage-2 matches as JSON {"REGION": REF, ...} (needs --labels); default: quick matching')
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="where style vectors are kept (default: the user data folder)")
     parser.add_argument("--out", required=True, type=Path, help="output PNG; the JSON goes beside it (.json)")
+    add_engine_args(parser)
 
 
 def run(args) -> int:
-    import numpy as np
     from PIL import Image
 
-    from engine.draft import Drafter
     from engine.errors import InvalidRequest
-    from engine.images import load_image
 
     with report_errors():
-        labels = assignment = None
-        if args.labels is not None:
-            labels = np.load(args.labels, allow_pickle=False)
-        if args.assignment is not None:
-            try:
-                assignment = {int(k): int(v) for k, v in json.loads(args.assignment.read_text()).items()}
-            except (ValueError, TypeError, AttributeError) as exc:
-                raise InvalidRequest(f"{args.assignment} is not a JSON object of region -> reference ({exc})") from None
-        content = load_image(args.content)
-        references = [load_image(path) for path in args.style]
+        if args.labels is not None and args.regions != "auto":
+            raise InvalidRequest("--labels gives the regions itself: leave out --regions")
+        if args.assignment is not None and args.labels is None:
+            raise InvalidRequest("--assignment needs the --labels it refers to")
+        engine = engine_from_args(args)
         bar = ProgressBar()
         try:
-            result = Drafter(cache_dir=args.cache_dir).draft(
-                content, references, labels=labels, assignment=assignment, pins=args.pin, strength=args.strength,
-                preserve_colour=args.preserve_colour, size=args.size, on_event=bar)
+            result = _saved_regions_draft(engine, args, bar) if args.labels is not None else _draft(engine, args, bar)
         finally:
             bar.close()
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -69,21 +64,53 @@ def run(args) -> int:
         json_path.write_text(json.dumps(meta, indent=2) + "\n")
     for line in summary(meta, args.style):
         print(line)
+    if args.regions == "auto" and args.labels is None and result.region_source == "quick":
+        print("the method's models (--model, --dinov2, --depth-model) are not here without a download: quick "
+              "regions shown; --regions method fetches and uses them", file=sys.stderr)
     print(f"wrote {args.out} and {json_path} in {result.seconds:.2f} s", file=sys.stderr)
     return 0
 
 
+def _draft(engine, args, bar):
+    from engine.params import Stage1Params
+    from engine.types import ImageRef
+
+    return engine.draft(ImageRef(args.content), [ImageRef(p) for p in args.style], pins=args.pin,
+                        strength=args.strength, preserve_colour=args.preserve_colour, size=args.size,
+                        regions=args.regions, stage1=Stage1Params(use_depth=not args.no_depth), on_event=bar)
+
+
+def _saved_regions_draft(engine, args, bar):
+    """A draft on a region map (and assignment) saved earlier, e.g. by `analyze`: no model is loaded."""
+    import numpy as np
+
+    from engine.errors import InvalidRequest
+    from engine.images import load_image
+
+    labels = np.load(args.labels, allow_pickle=False)
+    assignment = None
+    if args.assignment is not None:
+        try:
+            assignment = {int(k): int(v) for k, v in json.loads(args.assignment.read_text()).items()}
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise InvalidRequest(f"{args.assignment} is not a JSON object of region -> reference ({exc})") from None
+    return engine.drafter.draft(load_image(args.content), [load_image(path) for path in args.style], labels=labels,
+                                assignment=assignment, pins=args.pin, strength=args.strength,
+                                preserve_colour=args.preserve_colour, size=args.size, on_event=bar)
+
+
 def summary(meta: dict, references: list[Path]) -> list[str]:
-    """Readable lines: one per region, quick regions and matches named as such."""
+    """Readable lines: which regions and matches were used (quick ones named as such), then one per region."""
     regions, matches = meta["regions"], meta["matches"]
     kind = ("quick regions (classical segmentation, not the method's stage 1)" if regions["source"] == "quick"
             else "regions from the method (stage 1)")
     how = "quick matching (style vector + colour)" if matches["source"] == "quick" else "the method's matches (stage 2)"
-    lines = [f"{len(regions['by_id'])} {kind}; references by {how}"]
+    lines = [f"region source: {regions['source']}; {len(regions['by_id'])} {kind}; references by {how}"]
     for region, match in matches["by_region"].items():
         where = regions["by_id"][region]
+        part = "" if match["reference_region"] is None else f" region {match['reference_region']}"
         note = " (pinned)" if match["pinned"] else ""
         lines.append(f"  region {region}: {where['fraction']:.0%} of the image around "
                      f"({where['centre'][0]:.2f}, {where['centre'][1]:.2f}) -> reference {match['reference']} "
-                     f"{references[match['reference']].name}{note}")
+                     f"{references[match['reference']].name}{part}{note}")
     return lines

@@ -9,14 +9,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import torch
 
 from .cache import DiskCache, default_cache_dir
 from .device import device_summary, pick_device, pick_dtype
 from .errors import InvalidRequest
-from .images import load_image
-from .matching import match_regions
+from .images import load_image, pixel_sha256
+from .matching import apply_pins, match_regions
 from .memory import out_of_memory_guard
 from .models import ModelBundle
 from .params import MatchParams, ModelSource, Stage1Params, Stage3Params
@@ -24,6 +25,9 @@ from .segmentation import analyze_image
 from .semantic import cached_dinov2_tokens
 from .types import (Analysis, CancelFlag, EventCallback, ImageRef, MatchTable, Pin, TransferRequest,
                     TransferResult)
+
+if TYPE_CHECKING:
+    from .draft import DraftResult, Drafter
 
 
 class Engine:
@@ -41,6 +45,8 @@ class Engine:
         self.dtype = pick_dtype(self.device, precision)
         self.cache = DiskCache(Path(cache_dir) if cache_dir else default_cache_dir()) if use_cache else None
         self.models = ModelBundle(self.source, self.device, self.dtype, on_event=on_event)
+        self._drafter: Drafter | None = None
+        self._draft_match: tuple[tuple, tuple[MatchTable, Analysis, list[Analysis]]] | None = None
 
     def device_summary(self) -> str:
         """'NVIDIA GeForce RTX 4090, 21.3 GiB free' or 'CPU: slow'."""
@@ -76,6 +82,57 @@ class Engine:
                       for ref in [content, *references]]
         table = match_regions(analyses[0], tokens[0], analyses[1:], tokens[1:], params, pins)
         return table, analyses[0], analyses[1:]
+
+    def method_available(self, stage1: Stage1Params | None = None) -> bool:
+        """Whether the method's models are here without a download: SD, DINOv2, and depth when stage 1 uses it."""
+        needed = ["sd", "dinov2"] + (["depth"] if (stage1 or Stage1Params()).use_depth else [])
+        return all(self.models.available(which) for which in needed)
+
+    @property
+    def drafter(self) -> Drafter:
+        """The instant-draft maker, made on first use and kept: its caches make a pin change a re-composite."""
+        if self._drafter is None:
+            from .draft import Drafter
+
+            self._drafter = Drafter(cache_dir=self.cache.root if self.cache else None,
+                                    use_cache=self.cache is not None)
+        return self._drafter
+
+    def draft(self, content: ImageRef, references: list[ImageRef], pins: Sequence[Pin] = (), strength: float = 1.0,
+              preserve_colour: bool = False, size: int = 512,
+              regions: Literal["auto", "method", "quick"] = "auto", stage1: Stage1Params | None = None,
+              params: MatchParams | None = None, on_event: EventCallback | None = None,
+              cancel: CancelFlag | None = None) -> DraftResult:
+        """The instant draft (engine/draft): a seconds-fast preview, not the method's stage 3.
+
+        regions "method": stage 1's regions and stage 2's matches with the pins applied, i.e. the assignment
+        `transfer` will use (analyses cached; the unpinned table is kept, so a pin change only re-composites);
+        "quick": classical regions and quick matching, no SD model needed; "auto": "method" when its models are
+        here without a download (`method_available`), else "quick". `result.region_source` says which was used.
+        Raises DraftUnavailable without the draft extra, InvalidRequest on bad arguments.
+        """
+        from .draft import require_draft
+
+        if regions not in ("auto", "method", "quick"):
+            raise InvalidRequest(f"Draft regions must be auto, method or quick, got {regions!r}")
+        if not references:
+            raise InvalidRequest("Add at least one style reference to the draft.")
+        stage1, params = stage1 or Stage1Params(), params or MatchParams()
+        require_draft()  # before any analysis, whose only use here would be the draft
+        drafter = self.drafter
+        images = [load_image(ref.path) for ref in [content, *references]]
+        options = dict(strength=strength, preserve_colour=preserve_colour, size=size, on_event=on_event)
+        if regions == "quick" or (regions == "auto" and not self.method_available(stage1)):
+            return drafter.draft(images[0], images[1:], pins=pins, **options)
+        key = (tuple(pixel_sha256(image) for image in images),
+               tuple(None if ref.user_mask is None else pixel_sha256(load_image(ref.user_mask))
+                     for ref in [content, *references]), stage1, params)
+        if self._draft_match is None or self._draft_match[0] != key:
+            self._draft_match = key, self._match(content, references, [], stage1, params, on_event, cancel)
+        table, analysis, ref_analyses = self._draft_match[1]
+        return drafter.draft(images[0], images[1:], labels=analysis.labels,
+                             assignment=apply_pins(table, pins).matches,
+                             reference_labels=[ref.labels for ref in ref_analyses], **options)
 
     def transfer(self, request: TransferRequest, on_event: EventCallback | None = None,
                  cancel: CancelFlag | None = None) -> TransferResult:

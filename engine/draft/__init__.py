@@ -6,6 +6,6 @@ and every entry point raises `DraftUnavailable` with one readable line when the 
 from __future__ import annotations
 
 from .draft import DraftResult, Drafter
-from .onnx_models import DraftUnavailable, draft_available
+from .onnx_models import DraftUnavailable, draft_available, require_draft
 
-__all__ = ["DraftResult", "Drafter", "DraftUnavailable", "draft_available"]
+__all__ = ["DraftResult", "Drafter", "DraftUnavailable", "draft_available", "require_draft"]

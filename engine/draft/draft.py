@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Hashable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -22,7 +22,7 @@ from ..images import pixel_sha256
 from ..types import EventCallback, Pin, RegionMatch, StepEvent
 from . import composite as comp
 from .onnx_models import PACKAGE, SIZE_MULTIPLE, STYLE_INPUT_SIZE, StyleNetworks
-from .quick_match import quick_matches
+from .quick_match import quick_matches, region_crop
 from .quick_regions import QuickRegionParams, quick_regions
 
 DEFAULT_SIZE = 512
@@ -30,6 +30,8 @@ MIN_SIZE = 64
 MAX_SIZE = 1024
 VECTOR_NAMESPACE = "draft_style_vector"
 VECTOR_PREP = "centre-crop-lanczos-256"  # part of the vector key: a different crop must not reuse vectors
+REGION_VECTOR_PREP = "region-box-mean-fill-512-lanczos-256"
+REGION_CROP_PIXELS = 512  # long side of the reference copy that reference-region crops are cut from
 MATCH_PIXELS = 128  # side of the reference copies used for colour statistics
 
 
@@ -38,7 +40,9 @@ class DraftResult:
     """A draft. `image` is uint8 (H, W, 3) at the working size (long side = size, aspect kept);
     `labels` the coarse region map it used and `full_labels` the same regions at the working size, snapped to the
     photo's edges (the seams the draft shows); `region_source`/`match_source` are "method" (stage 1/2 results
-    given by the caller) or "quick" (the classical stand-ins); `matches` include pins (`pinned=True`)."""
+    given by the caller) or "quick" (the classical stand-ins); `matches` include pins (`pinned=True`);
+    `reference_vectors` is "region" when a match to a reference region used that region's own style vector,
+    "whole" when every pass used whole references."""
 
     image: np.ndarray
     labels: np.ndarray
@@ -51,6 +55,7 @@ class DraftResult:
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
     package_version: str = ""
+    reference_vectors: str = "whole"
 
     def metadata(self) -> dict[str, Any]:
         """A JSON-ready summary: what the draft shows and where its regions and matches came from."""
@@ -69,7 +74,7 @@ class DraftResult:
             "strength": self.strength,
             "preserve_colour": self.preserve_colour,
             "regions": {"source": self.region_source, "label_shape": [height, width], "by_id": regions},
-            "matches": {"source": self.match_source,
+            "matches": {"source": self.match_source, "reference_vectors": self.reference_vectors,
                         "by_region": {str(r): {"reference": m.style_index, "reference_region": m.style_region,
                                                "score": None if m.score is None else round(m.score, 4),
                                                "pinned": m.pinned} for r, m in sorted(self.matches.items())}},
@@ -127,15 +132,17 @@ class Drafter:
 
     def __init__(self, cache_dir: Path | None = None, providers: list[str] | None = None, threads: int | None = None,
                  quick_params: QuickRegionParams = QuickRegionParams(), keep_passes: int = 16,
-                 networks: StyleNetworks | None = None):
-        """`networks` lets several drafters share one pair of loaded sessions (else loaded on first use)."""
-        self._disk = DiskCache(cache_dir if cache_dir is not None else default_cache_dir())
+                 networks: StyleNetworks | None = None, use_cache: bool = True):
+        """`networks` lets several drafters share one pair of loaded sessions (else loaded on first use);
+        `use_cache=False` keeps style vectors in memory only (nothing written to disk)."""
+        self._disk = DiskCache(cache_dir if cache_dir is not None else default_cache_dir()) if use_cache else None
         self._providers = providers
         self._threads = threads
         self.quick_params = quick_params
         self._networks = networks
         self._vectors = _Lru(256)
         self._references = _Lru(64)  # ref key -> small uint8 copy for colour statistics
+        self._region_sources = _Lru(16)  # ref key -> uint8 copy that reference-region crops are cut from
         self._working = _Lru(4)
         self._quick = _Lru(8)
         self._snapped = _Lru(8)
@@ -152,17 +159,44 @@ class Drafter:
     def style_vector(self, image: Image.Image, image_key: str | None = None) -> np.ndarray:
         """The 100-d style vector of a whole image, computed once per pixel hash and kept on disk."""
         image_key = image_key or pixel_sha256(image)
-        vector = self._vectors.get(image_key)
+        return self._cached_vector((image_key,), image_key, (VECTOR_PREP,),
+                                   lambda: predictor_input(image, centre_crop=True))
+
+    def region_vector(self, reference: Image.Image, ref_key: str, labels: np.ndarray, region: int) -> np.ndarray:
+        """The style vector of one stage-1 region of a reference (`labels` cover the whole image, any grid): its
+        bounding-box crop with outside pixels filled with the region's mean colour, as quick matching encodes
+        content regions. Lets a match to a reference region draft with that region's style, not the whole
+        picture's. Kept in memory and on disk like whole-image vectors."""
+        labels_key = _array_key(labels)
+
+        def crop() -> np.ndarray:
+            source = self._region_source(reference, ref_key)
+            height, width = source.shape[:2]
+            rows, cols = np.arange(height) * labels.shape[0] // height, np.arange(width) * labels.shape[1] // width
+            mask = labels[np.ix_(rows, cols)] == region
+            if not mask.any():
+                raise InvalidRequest(f"Region {region} is not a region of that reference "
+                                     f"(regions: {[int(r) for r in np.unique(labels)]})")
+            return predictor_input(region_crop(source, mask), centre_crop=False)
+
+        return self._cached_vector((ref_key, labels_key, region), ref_key,
+                                   (REGION_VECTOR_PREP, labels_key, int(region)), crop)
+
+    def _cached_vector(self, memo_key: tuple, image_key: str, prep: tuple,
+                       predictor_in: Callable[[], np.ndarray]) -> np.ndarray:
+        """A style vector from memory, else disk, else the predictor (on `predictor_in()`), then kept in both."""
+        vector = self._vectors.get(memo_key)
         if vector is not None:
             return vector
-        key = cache_key(image_key, self.networks.predictor_id, VECTOR_PREP)
-        entry = self._disk.get(key, namespace=VECTOR_NAMESPACE)
+        key = cache_key(image_key, self.networks.predictor_id, *prep)
+        entry = self._disk.get(key, namespace=VECTOR_NAMESPACE) if self._disk is not None else None
         if entry is not None:
             vector = entry[0]["vector"]
         else:
-            vector = self.networks.predict(predictor_input(image, centre_crop=True))
-            self._disk.put(key, {"vector": vector}, {"image_sha256": image_key}, namespace=VECTOR_NAMESPACE)
-        return self._vectors.put(image_key, vector)
+            vector = self.networks.predict(predictor_in())
+            if self._disk is not None:
+                self._disk.put(key, {"vector": vector}, {"image_sha256": image_key}, namespace=VECTOR_NAMESPACE)
+        return self._vectors.put(memo_key, vector)
 
     def quick_regions(self, content: Image.Image, content_key: str | None = None) -> np.ndarray:
         """The classical regions of the content (cached per image, the same at every working size)."""
@@ -175,13 +209,16 @@ class Drafter:
     def draft(self, content: Image.Image, references: Sequence[Image.Image], labels: np.ndarray | None = None,
               assignment: Mapping[int, int | RegionMatch] | None = None, pins: Sequence[Pin] = (),
               strength: float = 1.0, preserve_colour: bool = False, size: int = DEFAULT_SIZE,
-              on_event: EventCallback | None = None) -> DraftResult:
+              on_event: EventCallback | None = None,
+              reference_labels: Sequence[np.ndarray | None] | None = None) -> DraftResult:
         """Draft `content` after `references`.
 
         labels: a region map (any HxW, e.g. stage 1's 64x64) or None for quick regions; assignment: region ->
         reference index (or stage 2's RegionMatch) for every region, or None for quick matching; pins override
         both. strength 0..1 moves each reference's style vector toward the photo's own; preserve_colour keeps
-        the photo's chroma. Raises InvalidRequest on bad arguments, DraftUnavailable without the extra.
+        the photo's chroma. reference_labels: the references' stage-1 maps (one per reference, None where
+        absent); with them a match or pin to a reference region drafts with that region's style vector, without
+        them with the whole reference's. Raises InvalidRequest on bad arguments, DraftUnavailable without it.
         """
         start = time.perf_counter()
         timings: dict[str, float] = {}
@@ -196,6 +233,8 @@ class Drafter:
                 on_event(StepEvent("draft", step, total, message=message))
 
         _check_arguments(references, labels, assignment, strength, size)
+        if reference_labels is not None and len(reference_labels) != len(references):
+            raise InvalidRequest(f"{len(reference_labels)} reference label maps for {len(references)} references")
         content, references = _rgb(content), [_rgb(ref) for ref in references]
         networks = self.networks  # first, so a missing extra fails before any progress is shown
         emit(0, 4, "start")
@@ -226,14 +265,25 @@ class Drafter:
         t = lap("match", t)
         emit(2, 4, "matches")
 
-        used = sorted({m.style_index for m in matches.values()})
+        def style_of(match: RegionMatch) -> tuple[int, int | None]:  # what one pass stylises with
+            by_region = (match.style_region is not None and reference_labels is not None
+                         and reference_labels[match.style_index] is not None)
+            return match.style_index, match.style_region if by_region else None
+
+        styles = sorted({style_of(m) for m in matches.values()}, key=lambda s: (s[0], -1 if s[1] is None else s[1]))
         own = self.style_vector(content, content_key) if strength < 1.0 else None
-        passes = {ref: self._pass(work, content_key, size, ref_keys[ref], ref_vectors[ref], own, strength)
-                  for ref in used}
+        passes = {}
+        for index, (ref, region) in enumerate(styles):
+            if region is None:
+                pass_key, vector = ref_keys[ref], ref_vectors[ref]
+            else:
+                vector = self.region_vector(references[ref], ref_keys[ref], reference_labels[ref], region)
+                pass_key = f"{ref_keys[ref]}#{_array_key(reference_labels[ref])}:{region}"
+            passes[index] = self._pass(work, content_key, size, pass_key, vector, own, strength)
         t = lap("passes", t)
         emit(3, 4, "passes")
 
-        weights = comp.reference_weights(full, {r: m.style_index for r, m in matches.items()}, guide)
+        weights = comp.reference_weights(full, {r: styles.index(style_of(m)) for r, m in matches.items()}, guide)
         image = comp.composite(passes, weights)
         if preserve_colour:
             image = comp.preserve_colour(image, work)
@@ -242,7 +292,8 @@ class Drafter:
         return DraftResult(image=image, labels=labels, full_labels=full, region_source=region_source,
                            match_source=match_source, matches=matches, strength=float(strength),
                            preserve_colour=preserve_colour, seconds=time.perf_counter() - start, timings=timings,
-                           package_version=networks.package_version)
+                           package_version=networks.package_version,
+                           reference_vectors="region" if any(region is not None for _, region in styles) else "whole")
 
     def _working_image(self, content: Image.Image, content_key: str, size: int) -> tuple[np.ndarray, np.ndarray]:
         cached = self._working.get((content_key, size))
@@ -262,12 +313,10 @@ class Drafter:
         return matches
 
     def _reference_small(self, reference: Image.Image, ref_key: str) -> np.ndarray:
-        small = self._references.get(ref_key)
-        if small is None:
-            copy = reference.copy()
-            copy.thumbnail((MATCH_PIXELS, MATCH_PIXELS), Image.BILINEAR)
-            small = self._references.put(ref_key, np.asarray(copy))
-        return small
+        return _thumbnail(self._references, reference, ref_key, MATCH_PIXELS)
+
+    def _region_source(self, reference: Image.Image, ref_key: str) -> np.ndarray:
+        return _thumbnail(self._region_sources, reference, ref_key, REGION_CROP_PIXELS)
 
     def _pass(self, work, content_key, size, ref_key, ref_vector, own_vector, strength) -> np.ndarray:
         key = (content_key, size, ref_key, round(float(strength), 4))
@@ -276,6 +325,16 @@ class Drafter:
             vector = ref_vector if own_vector is None else strength * ref_vector + (1.0 - strength) * own_vector
             stylised = self._passes.put(key, self.networks.transform(work.astype(np.float32) / 255.0, vector))
         return stylised
+
+
+def _thumbnail(cache: _Lru, image: Image.Image, image_key: str, side: int) -> np.ndarray:
+    """A uint8 copy of `image` with its long side at most `side`, kept in `cache`."""
+    small = cache.get(image_key)
+    if small is None:
+        copy = image.copy()
+        copy.thumbnail((side, side), Image.BILINEAR)
+        small = cache.put(image_key, np.asarray(copy))
+    return small
 
 
 def _rgb(image: Image.Image) -> Image.Image:

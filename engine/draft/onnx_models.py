@@ -65,11 +65,17 @@ def import_runtime():
     return onnxruntime, onnx
 
 
+def require_draft() -> None:
+    """Raises DraftUnavailable unless the extra is installed (cheap: loads neither network), so a caller can fail
+    before slow work whose only use is a draft."""
+    locate_models()
+    import_runtime()
+
+
 def draft_available() -> tuple[bool, str]:
     """(True, "") when a draft can be made, else (False, the reason): for greying out a button with a tooltip."""
     try:
-        locate_models()
-        import_runtime()
+        require_draft()
     except DraftUnavailable as exc:
         return False, f"{exc} ({exc.hint})"
     return True, ""
