@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 
 def add_parser(subparsers) -> None:
@@ -15,29 +14,28 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
     import tempfile
     from pathlib import Path
 
+    from engine.logs import setup_logging
+
     if args.smoke:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    if sys.stdout is None or sys.stderr is None:  # windowed builds: tqdm and logging need somewhere to write
-        sys.stdout = sys.stdout or open(os.devnull, "w")
-        sys.stderr = sys.stderr or open(os.devnull, "w")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # The rotating log file, uncaught errors of every thread and native crashes; in a windowed build (no
+    # stdout/stderr) it also gives the libraries a stream to print to.
+    log_file = setup_logging()
 
-    from gui.app import create_app, log_uncaught
+    from gui.app import create_app
     from gui.main_window import MainWindow
     from gui.settings import AppSettings, data_folder
 
     app = create_app()
-    log_uncaught()
     if args.smoke:
         from PySide6.QtCore import QSettings
 
         with tempfile.TemporaryDirectory(prefix="stylegallery-smoke-") as tmp:
             settings = AppSettings(QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat))
-            window = MainWindow(settings, Path(tmp) / "data")
+            window = MainWindow(settings, Path(tmp) / "data", log_file=log_file)
             window.show()
             app.processEvents()
             window.close()
@@ -46,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     settings = AppSettings()
-    window = MainWindow(settings, Path(args.data_dir) if args.data_dir else data_folder())
+    window = MainWindow(settings, Path(args.data_dir) if args.data_dir else data_folder(), log_file=log_file)
     window.show()
     if not settings.first_run_done:
         from gui.settings import sd_source_kind

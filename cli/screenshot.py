@@ -4,6 +4,10 @@ It adds a few references from one family, opens a photo, waits for its region ma
 region, runs a short transfer and grabs the window. Models: the random-weight tiny models (built in a temp
 folder, or `--models DIR`) unless `--configured` uses the model set in the app's Settings. Everything made with
 random weights is labelled so in the picture (status bar, region maps, preview and result).
+
+`--draft` shows a first start without the Stable Diffusion model instead (an empty Hugging Face cache, offline):
+the instant draft on quick regions (the Magenta networks have real weights), a pin on one quick region, and the
+one banner that explains how to get the full model. Nothing in it is made with random weights.
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--configured", action="store_true", help="use the model set in the app's Settings")
     parser.add_argument("--size", default="1500x940", help="window size WxH")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the analyses and the run")
+    parser.add_argument("--draft", action="store_true",
+                        help="show a first start without the SD model: the instant draft on quick regions")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     with tempfile.TemporaryDirectory(prefix="stylegallery-shot-") as tmp:
+        if args.draft:  # a fresh machine: no model in the Hugging Face cache, no download
+            os.environ["HF_HUB_CACHE"] = str(Path(tmp) / "empty-hub-cache")
         return _shoot(args, Path(tmp))
 
 
@@ -55,7 +63,10 @@ def _shoot(args: argparse.Namespace, tmp: Path) -> int:
         print(f"stylegallery: error: need {content} and images in {style_dir} (see --benchmark)")
         return 2
     settings = AppSettings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
-    if args.configured:
+    settings.cpu_warning_shown = True  # the notice is a separate window: not part of the picture
+    if args.draft:
+        settings.set_preferences(Preferences(offline=True, device="auto"))
+    elif args.configured:
         settings.set_preferences(AppSettings().preferences())
     else:
         models = args.models or _build_tiny_models(tmp / "models")
@@ -73,7 +84,7 @@ def _shoot(args: argparse.Namespace, tmp: Path) -> int:
     def wait(condition, what: str) -> bool:
         while not condition():
             app.processEvents()
-            if session.error is not None and not session.error.is_warning:
+            if session.error is not None and not session.error.is_warning and not args.draft:  # --draft: expected
                 print(f"stylegallery: error while {what}: {session.error.message} ({session.error.hint})")
                 return False
             if time.monotonic() > deadline:
@@ -82,10 +93,16 @@ def _shoot(args: argparse.Namespace, tmp: Path) -> int:
             time.sleep(0.02)
         return True
 
+    def wait_draft(what: str) -> bool:
+        return wait(lambda: session.draft is not None and not session.drafting and not controller.queue.is_busy()
+                    or bool(session.draft_message), what) and not session.draft_message
+
     try:
         ids = controller.add_references(references, family=args.family)
         controller.gallery.set_enabled(ids[-1], False)  # one unchecked, to show the checkboxes
         controller.open_content(content)
+        if args.draft:
+            return _draft_shot(args, window, ids, wait_draft)
         if not wait(lambda: session.match_table is not None, "analysing and matching"):
             return 2
         session.reference_maps = True
@@ -100,17 +117,51 @@ def _shoot(args: argparse.Namespace, tmp: Path) -> int:
             return 2
         session.hovered_region = regions[0]
         wait(lambda: not controller.queue.is_busy(), "finishing")
-        for _ in range(20):
-            app.processEvents()
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        if not window.grab().save(str(args.out)):
-            print(f"stylegallery: error: could not write {args.out}")
+        if not _grab(window, args.out):
             return 2
         print(f"{args.out}: {width}x{height}, model {controller.model_label}, {len(regions)} regions, "
               f"{session.result.steps_done} steps")
         return 0
     finally:
         window.close()
+
+
+def _draft_shot(args: argparse.Namespace, window, ids: list[str], wait_draft) -> int:
+    """The draft on quick regions with one region pinned to the second reference, shown in the Draft tab."""
+    from gui.model.session import PinTarget
+
+    session = window.session
+    if not wait_draft("drafting"):
+        print(f"stylegallery: error: no draft: {session.draft_message}")
+        return 2
+    regions = sorted(session.region_shares())
+    if len(regions) > 1 and len(ids) > 1:  # pin the largest region to a checked reference no other region uses
+        region = max(regions, key=session.region_shares().get)
+        used = {session.shown_match(r).ref_id for r in regions if r != region}
+        other = next((i for i in ids[:-1] if i not in used), ids[1])
+        session.selected_region = region
+        session.pin(region, PinTarget(other))
+        if not wait_draft("drafting with a pin"):
+            return 2
+    window.matches_panel.show_reference(ids[0])
+    window.outputs.setCurrentWidget(window.draft_panel)
+    if not _grab(window, args.out):
+        return 2
+    draft = session.draft
+    print(f"{args.out}: draft on {len(regions)} {draft.region_source} regions in {draft.seconds:.2f} s")
+    return 0
+
+
+def _grab(window, out: Path) -> bool:
+    from PySide6.QtWidgets import QApplication
+
+    for _ in range(20):
+        QApplication.processEvents()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(out)):
+        print(f"stylegallery: error: could not write {out}")
+        return False
+    return True
 
 
 def _build_tiny_models(folder: Path) -> Path:

@@ -1,8 +1,7 @@
 """QApplication set-up: organisation and app names first (QSettings and QStandardPaths depend on them),
-then the style sheet and icon, then logging of uncaught errors instead of a silent exit."""
+then the style sheet and icon. Logging (and uncaught errors) is `engine.logs.setup_logging`'s job."""
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -13,8 +12,6 @@ from PySide6.QtWidgets import QApplication
 ORGANIZATION = "StyleGallery"
 APPLICATION = "StyleGallery"
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-
-log = logging.getLogger(__name__)
 
 
 def set_names() -> None:
@@ -42,14 +39,3 @@ def app_icon() -> QIcon | None:
     path = RESOURCES / "icons" / "stylegallery.png"
     return QIcon(str(path)) if path.is_file() else None
 
-
-def log_uncaught() -> None:
-    """A Python exception in a slot should reach the log, not vanish (or abort a windowed build)."""
-    previous = sys.excepthook
-
-    def hook(kind, value, traceback):
-        log.error("uncaught exception", exc_info=(kind, value, traceback))
-        if previous is not None and previous is not sys.__excepthook__:
-            previous(kind, value, traceback)
-
-    sys.excepthook = hook

@@ -16,10 +16,12 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from engine.errors import ImageUnreadable
 from engine.images import load_image, pixel_sha256
+from engine.memory import cpu_speed_warning
 from engine.params import Stage1Params, settings_key
 from engine.results import save_result
 from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
 
+from .drafts import DraftController
 from .model.errors import ErrorInfo
 from .model.gallery import Gallery
 from .model.session import RunRecord, Session
@@ -28,12 +30,23 @@ from .worker import Job, JobQueue
 MATCH_DELAY_MS = 250  # gather quick successive gallery edits into one matching job
 STAGE_NAMES = {"analyze": "Analysing regions", "match": "Matching regions", "decode": "Decoding the result",
                "download": "Downloading models", "transfer": "Style transfer"}
+MODEL_JOBS = ("analyze_content", "analyze_reference", "match", "transfer")  # the jobs that need the full models
+DRAFT_ONLY = "Drafts only for now: the full method needs models that are not on this computer"
+GET_MODELS = ("To get them, connect to the internet and press Run: Stable Diffusion 1.5, DINOv2 and a depth model "
+              "download once (about 5.6 GB, progress in the status bar). Or point File > Settings… at models "
+              "already on disk. The Instant draft tab works meanwhile. Details: {details}")
+
+
+def draft_only_info(info: ErrorInfo) -> ErrorInfo:
+    """The one explanation of a missing model: what works without it and how to get it."""
+    return ErrorInfo(info.kind, DRAFT_ONLY, GET_MODELS.format(details=info.message))
 
 
 class Controller(QObject):
     """Owns the job queue and the engine in use; the window calls its methods and binds to the models."""
 
     device_changed = Signal(str)  # "NVIDIA ..., 21.3 GiB free" or "CPU: slow"
+    speed_warning = Signal(str)  # the engine runs on the CPU: what to expect
     _engine_event = Signal(object, object)  # (None, StepEvent) from the worker thread
     model_changed = Signal(str)  # the model in use, for the status bar
 
@@ -54,6 +67,7 @@ class Controller(QObject):
         self.queue.failed.connect(self._on_failed)
         self.queue.cancelled.connect(self._on_cancelled)
         self.gallery.changed.connect(self.schedule_match)
+        self.drafts = DraftController(self, self)
         self.session.random_weights = random_weights
         if gallery.load_error is not None:
             session.show_error(gallery.load_error)
@@ -65,11 +79,13 @@ class Controller(QObject):
         self.queue.cancel()
         self.engine, self.engine_error, self.model_label = engine, engine_error, model_label
         self.session.random_weights = random_weights
+        self.session.models_missing = False
         self.session.analysis = None
         self.session.match_table = None
         for ref in self.gallery.references:
             self.gallery.set_analysis(ref.id, None)
         self.start()
+        self.drafts.engine_changed()
 
     def start(self) -> None:
         """Ask for the device summary, then analyse the open content and every reference (cached by the engine)."""
@@ -85,6 +101,7 @@ class Controller(QObject):
 
     def shutdown(self) -> None:
         self._match_timer.stop()
+        self.drafts.shutdown()
         self.queue.shutdown()
         self.session.save()
 
@@ -272,7 +289,11 @@ class Controller(QObject):
         session = self.session
         if job.kind == "device":
             self.device_changed.emit(str(result))
+            warning = cpu_speed_warning(str(getattr(self.engine, "device", "")))
+            if warning:
+                self.speed_warning.emit(warning)
         elif job.kind == "analyze_content" and job.key == session.content_sha:
+            session.models_missing = False
             session.analysis = result
             session.status = f"{len(result.region_ids)} regions found"
             self.schedule_match()
@@ -290,6 +311,9 @@ class Controller(QObject):
     def _on_failed(self, job: Job, info: ErrorInfo) -> None:
         if job.kind == "transfer":
             self.session.running = False
+        if info.kind == "model_missing" and job.kind in MODEL_JOBS:
+            info = draft_only_info(info)
+            self.session.models_missing = True
         self.session.status = info.message
         self.session.show_error(info)
 

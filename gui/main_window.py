@@ -1,22 +1,27 @@
-"""The main window: gallery left, photo with its region map in the centre and the result below it,
-matches and generation controls right; menus, shortcuts and a status bar with the device and model."""
+"""The main window: gallery left, photo with its region map in the centre and the instant draft and the full
+result below it (two tabs), matches and generation controls right; menus, shortcuts and a status bar with the
+device and model."""
 from __future__ import annotations
 
 import logging
 import shutil
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import Qt, QUrl, Slot
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter,
+                               QTabWidget, QVBoxLayout, QWidget)
+
+from engine.logs import LOG_NAME, default_log_dir
 
 from .controller import Controller
+from .drafts import save_draft
 from .model.errors import ErrorInfo
 from .model.gallery import Gallery
 from .model.session import PinTarget, Session
 from .settings import AppSettings, Preferences, random_weights, sd_source_kind
 from .widgets.content_panel import ContentPanel
+from .widgets.draft_panel import DraftPanel
 from .widgets.error_banner import ErrorBanner
 from .widgets.gallery_panel import IMAGE_FILTER, GalleryPanel
 from .widgets.generation_panel import GenerationPanel
@@ -26,6 +31,8 @@ from .widgets.settings_dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
 APP_TITLE = "StyleGallery"
+SPEED_TIP = ("In this window the Instant draft tab previews the restyle in about a second, and the Fast mode "
+             "box (right) cuts a run to a fraction of its steps.")
 
 
 def make_engine(prefs: Preferences, cache_dir: Path, on_event=None):
@@ -46,11 +53,13 @@ def model_label(prefs: Preferences) -> str:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: AppSettings, data_dir: Path, engine=None, parent: QWidget | None = None):
-        """`engine` None: built from the settings (tests pass their own)."""
+    def __init__(self, settings: AppSettings, data_dir: Path, engine=None, log_file: Path | None = None,
+                 parent: QWidget | None = None):
+        """`engine` None: built from the settings (tests pass their own); `log_file`: where `setup_logging` writes."""
         super().__init__(parent)
         self.settings = settings
         self.data_dir = Path(data_dir)
+        self.log_file = Path(log_file) if log_file is not None else default_log_dir() / LOG_NAME
         prefs = settings.preferences()
         self.session = Session(self.data_dir / "sessions", self)
         self.gallery = Gallery(self.data_dir / "gallery", self)
@@ -59,6 +68,7 @@ class MainWindow(QMainWindow):
         if engine is None:
             self.controller.engine, self.controller.engine_error = make_engine(
                 prefs, self.default_cache(), self.controller.engine_event)
+        self.session.draft_strength, self.session.draft_preserve_colour = settings.draft_options()
         self._build()
         self._build_menus()
         geometry = settings.geometry()
@@ -78,6 +88,14 @@ class MainWindow(QMainWindow):
         self.content_panel = ContentPanel(self.session)
         self.banner = ErrorBanner(self.session)
         self.result_panel = ResultPanel(self.session)
+        self.draft_panel = DraftPanel(self.controller)
+        self.outputs = QTabWidget()
+        self.outputs.setObjectName("outputTabs")
+        self.outputs.addTab(self.draft_panel, "Instant draft")
+        self.outputs.addTab(self.result_panel, "Full result")
+        self.outputs.setTabToolTip(0, "A preview in about a second; it follows every pin and reference change")
+        self.outputs.setTabToolTip(1, "The StyleGallery method (Stable Diffusion): Run or Refine")
+        self.outputs.setCurrentWidget(self.result_panel if self.session.result is not None else self.draft_panel)
         self.matches_panel = MatchesPanel(self.controller)
         self.generation_panel = GenerationPanel(self.controller)
 
@@ -88,7 +106,7 @@ class MainWindow(QMainWindow):
         top_layout.addWidget(self.content_panel, 1)
         centre = QSplitter(Qt.Orientation.Vertical)
         centre.addWidget(top)
-        centre.addWidget(self.result_panel)
+        centre.addWidget(self.outputs)
         centre.setStretchFactor(0, 3)
         centre.setStretchFactor(1, 2)
         right = QSplitter(Qt.Orientation.Vertical)
@@ -124,8 +142,15 @@ class MainWindow(QMainWindow):
         self.content_panel.files_dropped.connect(self._content_dropped)
         self.gallery_panel.reference_clicked.connect(self._reference_clicked)
         self.result_panel.save_requested.connect(self.save_result)
+        self.draft_panel.save_requested.connect(self.save_draft)
+        self.session.result_changed.connect(self._result_changed)
+        self.session.pins_changed.connect(self._show_draft_tab)
+        for signal in (self.session.draft_strength_changed, self.session.draft_preserve_colour_changed):
+            signal.connect(self._draft_options_changed)
+        self.controller.speed_warning.connect(self.show_speed_warning)
         self.controller.device_changed.connect(self._device_changed)
         self.controller.model_changed.connect(self._model_changed)
+        self.session.models_missing_changed.connect(lambda _: self._model_changed(self.controller.model_label))
         self.session.status_changed.connect(self._status_changed)
         self.session.content_changed.connect(self._update_title)
         self.session.undo_stack.cleanChanged.connect(self._update_title)
@@ -172,6 +197,9 @@ class MainWindow(QMainWindow):
         self._running_changed(session.running)
 
         help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Copy diagnostics", self.copy_diagnostics)
+        self._action(help_menu, "Open &log folder", self.open_log_folder)
+        help_menu.addSeparator()
         self._action(help_menu, "&About StyleGallery", self._about)
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
@@ -202,26 +230,73 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def save_result(self) -> None:
-        record = self.session.result
-        if record is None:
+        if self.session.result is None:
             self.session.show_error(ErrorInfo("invalid_request", "There is no result to save yet", "Run first."))
             return
-        stem = Path(self.session.content).stem if self.session.content else "result"
-        path, _ = QFileDialog.getSaveFileName(self, "Save result", f"{stem}-stylegallery.png", "PNG image (*.png)")
-        if path:
-            self.save_result_to(Path(path))
+        self._ask_png("Save result", "stylegallery", self.save_result_to)
+
+    @Slot()
+    def save_draft(self) -> None:
+        if self.session.draft is not None:
+            self._ask_png("Save draft", "draft", self.save_draft_to)
 
     def save_result_to(self, path: Path) -> None:
         """Copy the result PNG (its metadata holds the run's parameters) to `path`."""
+        self._write_png(path, lambda out: shutil.copyfile(self.session.result_path(self.session.result), out))
+
+    def save_draft_to(self, path: Path) -> None:
+        """The draft PNG with what it is (draft, quick or method regions, matches, strength) in its metadata."""
+        refs = [self.gallery.path(i) for i in self.session.draft_refs if self.gallery.get(i) is not None]
+        self._write_png(path, lambda out: save_draft(out, self.session.draft, self.session.content, refs,
+                                                     self.session.random_weights))
+
+    def _ask_png(self, title: str, suffix: str, save) -> None:
+        stem = Path(self.session.content).stem if self.session.content else "photo"
+        path, _ = QFileDialog.getSaveFileName(self, title, f"{stem}-{suffix}.png", "PNG image (*.png)")
+        if path:
+            save(Path(path))
+
+    def _write_png(self, path: Path, write) -> None:
+        """`write(path)` with a .png suffix; a failure is a message, not a crash."""
         if path.suffix.lower() != ".png":
             path = path.with_suffix(".png")
         try:
-            shutil.copyfile(self.session.result_path(self.session.result), path)
+            write(path)
         except OSError as exc:
             self.session.show_error(ErrorInfo("save_failed", f"Could not save {path.name}: {exc.strerror}",
                                               "Choose another folder."))
         else:
             self.session.status = f"Saved {path}"
+
+    @Slot()
+    def copy_diagnostics(self) -> None:
+        """Versions, device and settings (local paths redacted) to the clipboard, for a bug report."""
+        from engine.diagnostics import collect_diagnostics
+
+        QApplication.clipboard().setText(collect_diagnostics(self.settings.as_dict(), self.log_file))
+        self.statusBar().showMessage("Diagnostics copied to the clipboard (folder and file names left out)", 8000)
+
+    @Slot()
+    def open_log_folder(self) -> None:
+        folder = self.log_file.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            self.statusBar().showMessage(f"The log is in {folder}", 15000)
+
+    @Slot(str)
+    def show_speed_warning(self, warning: str) -> None:
+        """Once per installation, without blocking the window: a CPU run takes many minutes."""
+        if self.settings.cpu_warning_shown:
+            return
+        self.settings.cpu_warning_shown = True
+        box = QMessageBox(QMessageBox.Icon.Information, "Running on the CPU", warning, QMessageBox.StandardButton.Ok,
+                          self)
+        box.setInformativeText(SPEED_TIP)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setObjectName("speedWarning")
+        box.show()
+        self.speed_box = box
 
     @Slot()
     def open_settings(self) -> None:
@@ -253,6 +328,21 @@ class MainWindow(QMainWindow):
 
     # ----- status
     @Slot(object)
+    def _result_changed(self, record) -> None:
+        if record is not None:
+            self.outputs.setCurrentWidget(self.result_panel)
+
+    @Slot()
+    def _show_draft_tab(self) -> None:
+        """A pin change shows the draft, which follows it within a second."""
+        if self.session.content is not None:
+            self.outputs.setCurrentWidget(self.draft_panel)
+
+    @Slot()
+    def _draft_options_changed(self) -> None:
+        self.settings.set_draft_options(self.session.draft_strength, self.session.draft_preserve_colour)
+
+    @Slot(object)
     def _running_changed(self, running: bool) -> None:
         self.run_action.setEnabled(not running)
         self.cancel_action.setEnabled(bool(running))
@@ -263,7 +353,8 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _model_changed(self, text: str) -> None:
-        self.model_label.setText(f"Model: {text}")
+        missing = " (not on this computer: drafts only)" if self.session.models_missing else ""
+        self.model_label.setText(f"Model: {text}{missing}")
         self.model_label.setProperty("random", "RANDOM" in text)
         self.model_label.style().unpolish(self.model_label)
         self.model_label.style().polish(self.model_label)

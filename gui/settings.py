@@ -1,4 +1,5 @@
-"""Preferences in QSettings (model source, device, precision, cache folder, first run, window geometry).
+"""Preferences in QSettings (model source, device, precision, cache folder, draft options, one-time notices,
+window geometry).
 
 Documents (gallery, pins, history) are not preferences: they live as JSON in the data folder. QSettings
 hands back "true"/"false" strings on some back ends, so every bool is read with `type=bool`.
@@ -62,6 +63,17 @@ def random_weights(source: ModelSource) -> bool:
     return False
 
 
+def _flag(key: str, doc: str) -> property:
+    """A bool in QSettings under `key` (False until set), read with `type=bool`."""
+    def get(self) -> bool:
+        return self.qsettings.value(key, False, type=bool)
+
+    def set_(self, value: bool) -> None:
+        self.qsettings.setValue(key, bool(value))
+
+    return property(get, set_, doc=doc)
+
+
 class AppSettings:
     """Typed access to QSettings; pass a QSettings (an .ini in a temp folder) to keep tests away from the user's."""
 
@@ -80,13 +92,21 @@ class AppSettings:
             self.qsettings.setValue(f"model/{f.name}", getattr(prefs, f.name))
         self.qsettings.sync()
 
-    @property
-    def first_run_done(self) -> bool:
-        return self.qsettings.value("app/first_run_done", False, type=bool)
+    first_run_done = _flag("app/first_run_done", "the first-start explanation was shown")
+    cpu_warning_shown = _flag("app/cpu_warning_shown", "the CPU speed notice was shown (it shows once)")
 
-    @first_run_done.setter
-    def first_run_done(self, value: bool) -> None:
-        self.qsettings.setValue("app/first_run_done", bool(value))
+    def draft_options(self) -> tuple[int, bool]:
+        """(strength in percent, keep the photo's colours) of the instant draft."""
+        strength = self.qsettings.value("draft/strength", 100, type=int)
+        return min(100, max(0, strength)), self.qsettings.value("draft/preserve_colour", False, type=bool)
+
+    def set_draft_options(self, strength: int, preserve_colour: bool) -> None:
+        self.qsettings.setValue("draft/strength", int(strength))
+        self.qsettings.setValue("draft/preserve_colour", bool(preserve_colour))
+
+    def as_dict(self) -> dict:
+        """Every stored value by key, for the diagnostics report (which redacts paths itself)."""
+        return {key: self.qsettings.value(key) for key in self.qsettings.allKeys()}
 
     def geometry(self) -> QByteArray | None:
         value = self.qsettings.value("window/geometry")

@@ -1,4 +1,5 @@
-"""The one GPU queue: a `GenerationWorker` in a QThread runs analyses, matches and transfers one at a time.
+"""The job queues: a `GenerationWorker` in a QThread runs one job at a time. The window has two: the GPU queue
+(analyses, matches, transfers) and a light one for instant drafts (CPU, about a second; see `gui.drafts`).
 
 Jobs reach the worker as queued signals, so the thread's event loop serialises them (two jobs never share
 the device). Cancel is a `threading.Event` per job, set from the GUI thread: a queued "cancel" slot would
@@ -35,7 +36,7 @@ JobFunction = Callable[[EventCallback, CancelFlag], Any]
 class Job:
     """One unit of GPU work. `run(on_event, cancel)` calls the engine; `key` says what it is about (a reference id)."""
 
-    kind: str  # "device", "analyze_content", "analyze_reference", "match", "transfer"
+    kind: str  # "device", "analyze_content", "analyze_reference", "match", "transfer", "draft"
     run: JobFunction
     key: str = ""
     context: Any = None  # whatever the controller needs when the result comes back
@@ -116,11 +117,11 @@ class JobQueue(QObject):
     cancelled = Signal(object, object)
     busy_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, parent: QObject | None = None, name: str = "stylegallery-gpu"):
         super().__init__(parent)
         self._pending: list[Job] = []
         self._thread = QThread()
-        self._thread.setObjectName("stylegallery-gpu")
+        self._thread.setObjectName(name)
         self._worker = GenerationWorker()
         self._worker.moveToThread(self._thread)
         self.submitted.connect(self._worker.process)

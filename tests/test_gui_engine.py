@@ -1,12 +1,15 @@
-"""The window on the real Engine with the tiny random-weight models: a run previews, completes and shows its
-result (labelled as random weights); a cancelled run stops within a step and leaves the window responsive."""
+"""The window on the real Engine with the tiny random-weight models: the draft moves to the method's regions
+(labelled as random weights) and follows a pin; a run previews, completes and shows its result (labelled as random
+weights); a cancelled run stops within a step and leaves the window responsive."""
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
 
+from engine.draft import draft_available
 from engine.params import Stage1Params
+from gui.model.session import PinTarget
 
 from tests.test_gui_support import make_window, wait_idle, write_image  # noqa: F401 (fixture)
 
@@ -29,6 +32,14 @@ def test_real_engine_run_previews_completes_and_cancels(make_window, qtbot, tiny
                     timeout=300_000)
     assert window.session.error is None, window.session.error
     assert window.content_panel.view.labels is not None
+
+    if hasattr(engine, "draft") and draft_available()[0]:  # the draft on the method's regions, then a pin
+        qtbot.waitUntil(lambda: window.session.draft is not None and window.session.draft.region_source == "method"
+                        and not window.session.drafting, timeout=60_000)
+        assert "RANDOM-WEIGHT" in window.draft_panel.view.note
+        region = window.session.analysis.region_ids[0]
+        window.session.pin(region, PinTarget(window.gallery.references[0].id))
+        qtbot.waitUntil(lambda: window.session.draft.matches[region].pinned, timeout=60_000)
 
     queue = window.controller.queue
     previews = []

@@ -20,16 +20,23 @@ from engine.types import Analysis, MatchTable, PairScore, RegionMatch, StepEvent
 class FakeEngine:
     """Same calls as Engine. Regions: brightness terciles on a 64x64 grid. Transfer: `step_delay` s per step."""
 
-    def __init__(self, step_delay: float = 0.0, fail_with: Exception | None = None):
+    def __init__(self, step_delay: float = 0.0, fail_with: Exception | None = None, draft_delay: float = 0.0,
+                 draft_fails_with: Exception | None = None, analyze_fails_with: Exception | None = None):
         self.step_delay = step_delay
         self.fail_with = fail_with
+        self.draft_delay = draft_delay
+        self.draft_fails_with = draft_fails_with
+        self.analyze_fails_with = analyze_fails_with
         self.calls: list[str] = []
+        self.drafts: list[dict] = []  # the arguments of every draft made (not cancelled)
 
     def device_summary(self) -> str:
         return "CPU: slow"
 
     def analyze(self, image, params=None, on_event=None, cancel=None) -> Analysis:
         self.calls.append(f"analyze {Path(image.path).name}")
+        if self.analyze_fails_with is not None:
+            raise self.analyze_fails_with
         img = load_image(image.path)
         grey = np.asarray(img.convert("L").resize((64, 64), Image.NEAREST), np.float32)
         edges = np.quantile(grey, [1 / 3, 2 / 3])
@@ -71,6 +78,40 @@ class FakeEngine:
         table = self.match(request.content, request.references)
         return TransferResult(image, np.zeros((4, 64, 64), np.float32), table, [], done, total,
                               cancelled=done < total)
+
+
+    def draft(self, content, references, pins=(), strength=1.0, preserve_colour=False, size=512, regions="auto",
+              stage1=None, params=None, on_event=None, cancel=None):
+        """Quick regions: left and right halves (1, 2); method regions: the analysis'. Region r takes reference
+        (r - 1) % n unless pinned. The image: the photo darkened by the strength."""
+        from engine.draft import DraftResult
+        from engine.errors import Cancelled, InvalidRequest
+
+        self.calls.append(f"draft {regions}")
+        if self.draft_fails_with is not None:
+            raise self.draft_fails_with
+        deadline = time.monotonic() + self.draft_delay
+        while time.monotonic() < deadline:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("draft cancelled")
+            time.sleep(0.01)
+        img = load_image(content.path)
+        if regions == "quick":
+            labels = np.ones((64, 64), np.int64)
+            labels[:, 32:] = 2
+        else:
+            labels = self.analyze(content).labels
+        matches = {int(r): RegionMatch(int(r), (int(r) - 1) % len(references), None, 0.5) for r in np.unique(labels)}
+        for pin in pins:
+            if pin.content_region not in matches:
+                raise InvalidRequest(f"Pinned region {pin.content_region} is not a region of this draft")
+            matches[pin.content_region] = RegionMatch(pin.content_region, pin.style_index, pin.style_region, None,
+                                                      pinned=True)
+        image = (np.asarray(img.resize((size, size)), np.float32) * (1 - 0.5 * strength)).astype(np.uint8)
+        self.drafts.append({"regions": regions, "pins": list(pins), "strength": strength,
+                            "preserve_colour": preserve_colour})
+        source = "quick" if regions == "quick" else "method"
+        return DraftResult(image, labels, labels, source, source, matches, strength, preserve_colour, 0.01)
 
 
 def write_image(path: Path, size: int = 48, seed: int = 0) -> Path:

@@ -3,6 +3,9 @@
 Pins and history are saved per content (keyed by the pixels' hash, so reopening the same photo restores
 them) in `<data folder>/sessions/<sha>/session.json`, about a second after the last change and on close.
 Pins go through the `QUndoStack` (`gui.model.undo`); selection, hover and opacity are not undoable.
+
+Pins name regions of the map shown: the method's (stage 1) once the photo is analysed, else the instant draft's
+quick regions. Their ids differ, so pins made on quick regions are dropped when the method's regions arrive.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QUndoStack
 
@@ -89,7 +93,15 @@ class Session(QObject):
     error_changed = Signal(object)
     status_changed = Signal(object)
     random_weights_changed = Signal(object)
+    draft_changed = Signal(object)
+    draft_refs_changed = Signal(object)
+    draft_message_changed = Signal(object)
+    drafting_changed = Signal(object)
+    models_missing_changed = Signal(object)
+    draft_strength_changed = Signal(object)
+    draft_preserve_colour_changed = Signal(object)
     pins_changed = Signal()
+    regions_changed = Signal()  # the region map pins refer to changed (analysis arrived, or quick regions)
     history_changed = Signal()
 
     content = Property(None)  # Path of the photo
@@ -115,18 +127,28 @@ class Session(QObject):
     error = Property(None)  # ErrorInfo shown in the banner
     status = Property("")  # one line for the status bar
     random_weights = Property(False)  # the models in use have random weights: label everything they make
+    draft = Property(None)  # engine DraftResult of the instant draft shown in the Draft tab
+    draft_refs = Property(())  # gallery ids in the order the draft's matches count them
+    draft_message = Property("")  # why there is no draft (extra missing, no reference, ...); "" when fine
+    drafting = Property(False)  # a draft is being made
+    models_missing = Property(False)  # the full method's models are not here: drafts only until they are
+    draft_strength = Property(100)  # percent; a preference (QSettings), not part of the document
+    draft_preserve_colour = Property(False)  # a preference (QSettings)
 
     def __init__(self, folder: Path, parent: QObject | None = None):
         super().__init__(parent)
         self.folder = Path(folder)  # <data folder>/sessions
         self.content_sha = ""
         self.pins: dict[int, PinTarget] = {}
+        self.pins_source = "method"  # the region map the pins were made on: "method" or "quick"
         self.history: list[RunRecord] = []
         self.undo_stack = QUndoStack(self)
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave.timeout.connect(self.save)
         self.modified.connect(self._schedule_save)
         self.fast_mode_changed.connect(self._apply_fast_mode)
+        self.analysis_changed.connect(self._analysis_changed)
+        self.draft_changed.connect(self._draft_changed)
 
     # ----- content
     @property
@@ -143,8 +165,9 @@ class Session(QObject):
         self.selected_region = self.hovered_region = None
         self.result = None
         self.preview = None
+        self.draft, self.draft_refs, self.draft_message = None, (), ""
         self.content_sha = sha256
-        self.pins, self.history = {}, []
+        self.pins, self.history, self.pins_source = {}, [], "method"
         self._restore()
         self.content = Path(path)
         self.pins_changed.emit()
@@ -157,6 +180,8 @@ class Session(QObject):
         """Model setter used by the undo commands (never directly by widgets: they call `pin`)."""
         if self.pins.get(region) == target:
             return
+        if not self.pins:
+            self.pins_source = self.region_source() or "method"
         if target is None:
             self.pins.pop(region, None)
         else:
@@ -180,8 +205,50 @@ class Session(QObject):
             self.pin(region, None)
         self.undo_stack.endMacro()
 
+    # ----- the region map
+    def region_labels(self) -> np.ndarray | None:
+        """The region map shown and pinned: the method's once analysed, else the draft's quick regions."""
+        if self.analysis is not None:
+            return self.analysis.labels
+        if self.draft is not None and self.draft.region_source == "quick":
+            return self.draft.labels
+        return None
+
+    def region_source(self) -> str:
+        """"method", "quick" (the draft's classical stand-in) or "" (no map yet)."""
+        if self.analysis is not None:
+            return "method"
+        return "quick" if self.region_labels() is not None else ""
+
+    def region_shares(self) -> dict[int, float]:
+        """Each region's share of the photo, from the map shown."""
+        labels = self.region_labels()
+        if labels is None:
+            return {}
+        ids, counts = np.unique(labels, return_counts=True)
+        return {int(i): int(c) / labels.size for i, c in zip(ids, counts)}
+
+    @Slot(object)
+    def _analysis_changed(self, analysis) -> None:
+        if analysis is not None and self.pins and self.pins_source != "method":
+            self.pins = {}  # quick-region ids mean nothing on the method's map; the commands that made them neither
+            self.undo_stack.clear()
+            self.pins_source = "method"
+            self.pins_changed.emit()
+            self.modified.emit("pins")
+            self.status = "The method's regions replaced the quick regions: pins made on quick regions were cleared"
+        self.regions_changed.emit()
+
+    @Slot(object)
+    def _draft_changed(self, draft) -> None:
+        if self.analysis is None:
+            self.regions_changed.emit()
+
     def shown_match(self, region: int) -> ShownMatch | None:
-        """The engine's match for `region`, with the artist's pin (and the pinned pair's score) over it."""
+        """The engine's match for `region`, with the artist's pin (and the pinned pair's score) over it.
+        On quick regions (no analysis yet) the engine's match is the draft's quick match."""
+        if self.analysis is None and self.draft is not None and self.draft.region_source == "quick":
+            return self._draft_match(region)
         table, refs = self.match_table, self.match_refs
         pin = self.pins.get(region)
         if pin is not None:
@@ -197,8 +264,22 @@ class Session(QObject):
         ref_id = refs[match.style_index] if match.style_index < len(refs) else None
         return ShownMatch(region, ref_id, match.style_region, match.score, False)
 
-    def engine_pins(self, ref_ids: list[str]) -> list[Pin]:
-        """Pins for a run whose references are `ref_ids` (pins to references not in it are left out)."""
+    def _draft_match(self, region: int) -> ShownMatch | None:
+        pin = self.pins.get(region)
+        if pin is not None:
+            return ShownMatch(region, pin.ref_id, pin.style_region, None, True)
+        match = self.draft.matches.get(region)
+        if match is None:
+            return None
+        refs = self.draft_refs
+        ref_id = refs[match.style_index] if match.style_index < len(refs) else None
+        return ShownMatch(region, ref_id, match.style_region, match.score, False)
+
+    def engine_pins(self, ref_ids: list[str], source: str = "method") -> list[Pin]:
+        """Pins for a job on `source` regions whose references are `ref_ids` (pins to references not in it, or made
+        on the other region map, are left out)."""
+        if source != self.pins_source:
+            return []
         return [Pin(region, ref_ids.index(t.ref_id), t.style_region)
                 for region, t in sorted(self.pins.items()) if t.ref_id in ref_ids]
 
@@ -243,6 +324,7 @@ class Session(QObject):
         data = {
             "content": str(self.content) if self.content else None,
             "pins": [{"region": r, **asdict(t)} for r, t in sorted(self.pins.items())],
+            "pins_source": self.pins_source,
             "params": {name: getattr(self, name) for name in ("steps", "content_weight", "lr", "seed", "fast_mode")},
             "history": [asdict(r) for r in self.history],
         }
@@ -258,6 +340,7 @@ class Session(QObject):
         if not data:
             return
         self.pins = {int(p["region"]): PinTarget(p["ref_id"], p.get("style_region")) for p in data.get("pins", [])}
+        self.pins_source = data.get("pins_source", "method")
         fields = set(RunRecord.__dataclass_fields__)
         self.history = [RunRecord(**{k: v for k, v in row.items() if k in fields}) for row in data.get("history", [])
                         if (self.run_folder / row.get("file", "")).is_file()]

@@ -7,6 +7,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayo
 
 from engine.errors import StyleGalleryError
 
+from ..drafts import QUICK_REGIONS_LONG
 from ..model.errors import ErrorInfo
 from ..model.properties import bind
 from ..model.session import Session
@@ -45,7 +46,7 @@ class ContentPanel(QWidget):
         bind(session, "overlay_visible", self.overlay_box, "checked")
         bind(session, "opacity", self.opacity_slider, "value")
         session.content_changed.connect(self._content_changed)
-        session.analysis_changed.connect(self._analysis_changed)
+        session.regions_changed.connect(self._analysis_changed)
         for signal in (session.overlay_visible_changed, session.opacity_changed):
             signal.connect(self._overlay_changed)
         for signal in (session.hovered_region_changed, session.selected_region_changed):
@@ -69,10 +70,18 @@ class ContentPanel(QWidget):
 
     @Slot()
     def _analysis_changed(self) -> None:
-        analysis = self.session.analysis
-        self.view.set_labels(None if analysis is None else analysis.labels)
-        self.view.set_note(RANDOM_WEIGHTS_NOTE if analysis is not None and self.session.random_weights else "")
-        self.info.setText("" if analysis is None else f"{len(analysis.region_ids)} regions · click one to pin it")
+        """The method's region map, or the draft's quick regions until the analysis is done (labelled so)."""
+        labels, source = self.session.region_labels(), self.session.region_source()
+        self.view.set_labels(labels)
+        note = ""
+        if source == "quick":
+            note = f"Region map: {QUICK_REGIONS_LONG}"
+        elif source == "method" and self.session.random_weights:
+            note = RANDOM_WEIGHTS_NOTE
+        self.view.set_note(note)
+        count = len(self.session.region_shares())
+        kind = "quick regions" if source == "quick" else "regions"
+        self.info.setText("" if labels is None else f"{count} {kind} · click one to pin it")
 
     @Slot()
     def _overlay_changed(self) -> None:
@@ -82,8 +91,9 @@ class ContentPanel(QWidget):
     def _highlight_changed(self) -> None:
         self.view.set_strong({self.session.hovered_region, self.session.selected_region})
         region = self.session.hovered_region or self.session.selected_region
-        if region is not None and self.session.analysis is not None:
-            self.info.setText(region_size_text(self.session.analysis, region, self.view.image))
+        if region is not None and self.session.region_labels() is not None:
+            self.info.setText(region_size_text(self.session.region_shares().get(region, 0.0), region,
+                                               self.view.image))
 
     @Slot(object)
     def _hovered(self, region: int | None) -> None:
@@ -95,8 +105,7 @@ class ContentPanel(QWidget):
         self.session.selected_region = None if region == self.session.selected_region else region
 
 
-def region_size_text(analysis, region: int, image: QImage | None) -> str:
-    """'Region 3: 18.2 % of the photo (≈ 47,700 px)', from the 64x64 map and the photo's size."""
-    share = analysis.region_sizes().get(region, 0) / analysis.labels.size
+def region_size_text(share: float, region: int, image: QImage | None) -> str:
+    """'Region 3: 18.2 % of the photo (≈ 47,700 px)', from the region's share of the map and the photo's size."""
     pixels = f" (≈ {int(share * image.width() * image.height()):,} px)" if image is not None else ""
     return f"Region {region}: {share:.1%} of the photo{pixels}"

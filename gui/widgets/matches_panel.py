@@ -15,6 +15,9 @@ from .region_view import RANDOM_WEIGHTS_NOTE, RegionView
 
 MAX_CANDIDATES = 8  # region candidates offered per row, best first (whole references are always offered)
 AUTO = "Auto (best match)"
+PIN_HINT = "Click a photo region, then a reference (or one of its regions) to pin it."
+QUICK_HINT = ("Quick regions (draft) until the photo is analysed: pin a region to a whole reference to steer the "
+              "draft. These pins are cleared when the method's regions arrive.")
 
 
 def swatch(region: int | None) -> QIcon:
@@ -53,7 +56,7 @@ class MatchesPanel(QWidget):
         self.clear_button.clicked.connect(self.clear_selected_pin)
         self.clear_all_button = QPushButton("Clear all pins")
         self.clear_all_button.clicked.connect(self.session.clear_pins)
-        self.hint = QLabel("Click a photo region, then a reference (or one of its regions) to pin it.")
+        self.hint = QLabel(PIN_HINT)
         self.hint.setWordWrap(True)
         self.hint.setObjectName("hint")
 
@@ -72,10 +75,11 @@ class MatchesPanel(QWidget):
         self._rebuild_timer = QTimer(self, singleShot=True, interval=0)  # a combo's own signal must not delete it
         self._rebuild_timer.timeout.connect(self.rebuild)
         for signal in (self.session.match_table_changed, self.session.match_refs_changed, self.session.pins_changed,
-                       self.session.analysis_changed, self.gallery.changed):
+                       self.session.regions_changed, self.session.draft_changed, self.gallery.changed):
             signal.connect(self._rebuild_timer.start)
         self.session.selected_region_changed.connect(self._selection_changed)
         self.session.random_weights_changed.connect(self._show_reference)
+        self.session.models_missing_changed.connect(self._show_reference)
         self.gallery.analysis_changed.connect(self._reference_analysed)
         self.ref_view.clicked.connect(self._reference_region_clicked)
         self.rebuild()
@@ -103,7 +107,8 @@ class MatchesPanel(QWidget):
         if ref is None:
             self.ref_caption.setText("")
         else:
-            state = f"{len(analysis.region_ids)} regions" if analysis is not None else "analysing…"
+            state = (f"{len(analysis.region_ids)} regions" if analysis is not None else
+                     "not analysed: needs the full model" if self.session.models_missing else "analysing…")
             self.ref_caption.setText(f"<b>{ref.name}</b> ({state})")
 
     @Slot(str)
@@ -132,12 +137,11 @@ class MatchesPanel(QWidget):
     # ----- the table
     @Slot()
     def rebuild(self) -> None:
-        analysis = self.session.analysis
-        regions = analysis.region_ids if analysis is not None else []
+        shares = self.session.region_shares()
+        regions = sorted(shares)
         self.table.setRowCount(len(regions))
-        sizes = analysis.region_sizes() if analysis is not None else {}
         for row, region in enumerate(regions):
-            share = sizes.get(region, 0) / analysis.labels.size
+            share = shares[region]
             item = QTableWidgetItem(swatch(region), f"{region} ({share:.0%})")
             item.setData(Qt.ItemDataRole.UserRole, region)
             self.table.setItem(row, 0, item)
@@ -147,11 +151,12 @@ class MatchesPanel(QWidget):
             self.table.setItem(row, 2, QTableWidgetItem(score))
             self.table.setCellWidget(row, 3, self._pin_combo(region))
         self.clear_all_button.setEnabled(bool(self.session.pins))
+        self.hint.setText(QUICK_HINT if self.session.region_source() == "quick" else PIN_HINT)
         self._selection_changed(self.session.selected_region)
 
     def _match_item(self, match) -> QTableWidgetItem:
         if match is None:
-            return QTableWidgetItem("matching…" if self.session.analysis is not None else "")
+            return QTableWidgetItem("matching…" if self.session.region_labels() is not None else "")
         ref = self.gallery.get(match.ref_id) if match.ref_id else None
         name = ref.name if ref is not None else "(removed)"
         where = "whole image" if match.style_region is None else f"region {match.style_region}"
