@@ -6,7 +6,8 @@ Builds UNet2DConditionModel / AutoencoderKL / CLIPTextModel (and DINOv2-base, op
 SD1.5's real config values, saves them as diffusers/transformers folders and loads them back through
 engine.models (the real loader). Times stage 1 per image, stage 2, and stage 3 per step and in total for each
 reference count, with the peak memory of each (GPU allocator peak on CUDA, else the process RSS):
-  reference    benchmarks/reference_stage3.py: SPEC literally (unbatched passes every step, no cache, fp32)
+  reference    benchmarks/reference_stage3.py: SPEC literally (unbatched passes every step, no cache, fp32), then
+               the VAE decode that stylize also does (its time alone is printed too)
   engine       engine.stylize.stylize, first run (features computed, fp32)
   re-run       the same after pinning one content region elsewhere (features from the run's FeatureCache)
   engine-half  first run under bf16 autocast (CPU) or fp16 autocast + loss scaler (CUDA)
@@ -50,7 +51,7 @@ from engine.params import MatchParams, ModelSource, Stage1Params, Stage3Params  
 from engine.segmentation import analyze_image  # noqa: E402
 from engine.semantic import dinov2_tokens  # noqa: E402
 from engine.stage3_features import FeatureCache  # noqa: E402
-from engine.stylize import StyleInputs, initial_latent, stylize  # noqa: E402
+from engine.stylize import StyleInputs, decode_latent, initial_latent, stylize  # noqa: E402
 from engine.types import RegionMatch  # noqa: E402
 from tests.tiny_models import DEPTH_PROCESSOR, DINOV2_PROCESSOR, SD15_MODEL_INDEX, calibrate_vae, write_tokenizer  # noqa: E402,E501
 
@@ -267,12 +268,18 @@ def main() -> int:
         params = Stage3Params(steps=steps, preview_every=0)
         cache = FeatureCache(max_bytes=int(args.cache_gb * 2**30))
         runs = {
-            "reference": lambda: reference_stylize(sd.unet, sd.scheduler_config, embeds, *scene, params)[0].cpu().numpy(),
+            "reference": lambda: decoded(reference_stylize(sd.unet, sd.scheduler_config, embeds, *scene, params)),
             "engine": lambda: stylize(sd, embeds, *scene, params, feature_cache=cache).latent,
             "rerun": lambda: stylize(sd, embeds, *pinned, params, feature_cache=cache).latent,
             "half": lambda: stylize(half_sd, embeds, *scene, dataclasses.replace(params, precision=half),
                                     feature_cache=FeatureCache(max_bytes=int(args.cache_gb * 2**30))).latent,
         }
+        def decoded(z: torch.Tensor) -> np.ndarray:
+            """The reference's latent, decoded as stylize decodes its own, so both totals include the decode."""
+            decode_latent(sd.vae, z)
+            return z[0].cpu().numpy()
+
+        _, row["decode"] = timed(device, lambda: decode_latent(sd.vae, torch.zeros(1, 4, grid, grid, device=device)))
         warm = dataclasses.replace(params, steps=1)  # untimed: first calls at new shapes pay one-off setup costs
         if "reference" not in args.skip:
             reference_stylize(sd.unet, sd.scheduler_config, embeds, *scene, warm)
@@ -311,7 +318,8 @@ def main() -> int:
 def print_row(row: dict) -> None:
     stage2 = row["stage2"]
     print(f"\n{row['refs']} reference(s): stage 2 {stage2['seconds']:.2f} s (CPU {stage2['cpu_s']:.1f} s, peak "
-          f"{stage2['peak_bytes'] / 2**30:.2f} GiB)")
+          f"{stage2['peak_bytes'] / 2**30:.2f} GiB); every stage-3 total includes one fp32 VAE decode, alone "
+          f"{row['decode']['seconds']:.1f} s")
     print(f"  {'stage 3':<10} {'total s':>8} {'s/step':>7} {'speed-up':>9} {'of 1st':>7} {'CPU s':>7} "
           f"{'speed-up':>9} {'of 1st':>7} {'rel L2':>8} {'/moved':>8} {'peak GiB':>9}")
     for name, run in row["runs"].items():
