@@ -109,7 +109,7 @@ class Engine:
         `transfer` will use (analyses cached; the unpinned table is kept, so a pin change only re-composites);
         "quick": classical regions and quick matching, no SD model needed; "auto": "method" when its models are
         here without a download (`method_available`), else "quick". `result.region_source` says which was used.
-        Raises DraftUnavailable without the draft extra, InvalidRequest on bad arguments.
+        Raises DraftUnavailable without the draft extra, InvalidRequest on bad arguments, Cancelled on `cancel`.
         """
         from .draft import require_draft
 
@@ -121,7 +121,7 @@ class Engine:
         require_draft()  # before any analysis, whose only use here would be the draft
         drafter = self.drafter
         images = [load_image(ref.path) for ref in [content, *references]]
-        options = dict(strength=strength, preserve_colour=preserve_colour, size=size, on_event=on_event)
+        options = dict(strength=strength, preserve_colour=preserve_colour, size=size, on_event=on_event, cancel=cancel)
         if regions == "quick" or (regions == "auto" and not self.method_available(stage1)):
             return drafter.draft(images[0], images[1:], pins=pins, **options)
         key = (tuple(pixel_sha256(image) for image in images),

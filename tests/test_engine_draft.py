@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import main
 from engine.api import Engine
 from engine.draft import DraftUnavailable, Drafter, onnx_models
-from engine.errors import ModelMissing, StyleGalleryError
+from engine.errors import Cancelled, ModelMissing, StyleGalleryError
 from engine.params import ModelSource
 from engine.types import ImageRef, Pin, RegionMatch
 from tests.test_cli_run import engine_args
@@ -110,8 +112,6 @@ def test_reference_region_pin_drafts_with_that_regions_style(tmp_path):
     split = np.concatenate([warm[:, :64], cool[:, 64:]], axis=1)
     halves = np.ones((64, 64), np.int64)
     halves[:, 32:] = 2
-    from PIL import Image
-
     drafter = Drafter(cache_dir=tmp_path)
     photo, reference = synthetic_photo(), Image.fromarray(split)
     whole = np.ones((8, 8), np.int64)
@@ -163,3 +163,11 @@ def test_cli_refuses_labels_with_regions(sample_images, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         draft_cli(sample_images, tmp_path / "x.png", "--labels", str(tmp_path / "labels.npy"), "--regions", "quick")
     assert exit_info.value.code == 2 and "--labels" in capsys.readouterr().err
+
+
+@requires_draft
+def test_cancelled_draft_raises_cancelled(no_models_engine, sample_images):
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        no_models_engine.draft(*refs(sample_images), size=SIZE, cancel=cancel)

@@ -17,9 +17,9 @@ import numpy as np
 from PIL import Image
 
 from ..cache import DiskCache, cache_key, default_cache_dir
-from ..errors import InvalidRequest
+from ..errors import Cancelled, InvalidRequest
 from ..images import pixel_sha256
-from ..types import EventCallback, Pin, RegionMatch, StepEvent
+from ..types import CancelFlag, EventCallback, Pin, RegionMatch, StepEvent
 from . import composite as comp
 from .onnx_models import PACKAGE, SIZE_MULTIPLE, STYLE_INPUT_SIZE, StyleNetworks
 from .quick_match import quick_matches, region_crop
@@ -210,7 +210,8 @@ class Drafter:
               assignment: Mapping[int, int | RegionMatch] | None = None, pins: Sequence[Pin] = (),
               strength: float = 1.0, preserve_colour: bool = False, size: int = DEFAULT_SIZE,
               on_event: EventCallback | None = None,
-              reference_labels: Sequence[np.ndarray | None] | None = None) -> DraftResult:
+              reference_labels: Sequence[np.ndarray | None] | None = None,
+              cancel: CancelFlag | None = None) -> DraftResult:
         """Draft `content` after `references`.
 
         labels: a region map (any HxW, e.g. stage 1's 64x64) or None for quick regions; assignment: region ->
@@ -218,7 +219,8 @@ class Drafter:
         both. strength 0..1 moves each reference's style vector toward the photo's own; preserve_colour keeps
         the photo's chroma. reference_labels: the references' stage-1 maps (one per reference, None where
         absent); with them a match or pin to a reference region drafts with that region's style vector, without
-        them with the whole reference's. Raises InvalidRequest on bad arguments, DraftUnavailable without it.
+        them with the whole reference's. Raises InvalidRequest on bad arguments, DraftUnavailable without it,
+        Cancelled when `cancel` is set (checked before each pass: a newer draft is wanted, this one is not).
         """
         start = time.perf_counter()
         timings: dict[str, float] = {}
@@ -228,7 +230,13 @@ class Drafter:
             timings[name] = timings.get(name, 0.0) + now - since
             return now
 
+        def check() -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("The draft was cancelled")
+
         def emit(step: int, total: int, message: str) -> None:
+            if step < total:  # a finished draft is delivered even if a newer one is already wanted
+                check()
             if on_event is not None:
                 on_event(StepEvent("draft", step, total, message=message))
 
@@ -274,6 +282,7 @@ class Drafter:
         own = self.style_vector(content, content_key) if strength < 1.0 else None
         passes = {}
         for index, (ref, region) in enumerate(styles):
+            check()
             if region is None:
                 pass_key, vector = ref_keys[ref], ref_vectors[ref]
             else:
