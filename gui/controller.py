@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from engine.draft import draft_available
 from engine.errors import ImageUnreadable
 from engine.images import load_image, pixel_sha256
 from engine.memory import cpu_speed_warning
@@ -32,14 +33,17 @@ STAGE_NAMES = {"analyze": "Analysing regions", "match": "Matching regions", "dec
                "download": "Downloading models", "transfer": "Style transfer"}
 MODEL_JOBS = ("analyze_content", "analyze_reference", "match", "transfer")  # the jobs that need the full models
 DRAFT_ONLY = "Drafts only for now: the full method needs models that are not on this computer"
+NO_MODELS = "The full method needs models that are not on this computer"
 GET_MODELS = ("To get them, connect to the internet and press Run: Stable Diffusion 1.5, DINOv2 and a depth model "
               "download once (about 5.6 GB, progress in the status bar). Or point File > Settings… at models "
-              "already on disk. The Instant draft tab works meanwhile. Details: {details}")
+              "already on disk.{meanwhile} Details: {details}")
 
 
-def draft_only_info(info: ErrorInfo) -> ErrorInfo:
+def draft_only_info(info: ErrorInfo, drafts_work: bool) -> ErrorInfo:
     """The one explanation of a missing model: what works without it and how to get it."""
-    return ErrorInfo(info.kind, DRAFT_ONLY, GET_MODELS.format(details=info.message))
+    meanwhile = " The Instant draft tab works meanwhile." if drafts_work else ""
+    return ErrorInfo(info.kind, DRAFT_ONLY if drafts_work else NO_MODELS,
+                     GET_MODELS.format(meanwhile=meanwhile, details=info.message))
 
 
 class Controller(QObject):
@@ -312,7 +316,7 @@ class Controller(QObject):
         if job.kind == "transfer":
             self.session.running = False
         if info.kind == "model_missing" and job.kind in MODEL_JOBS:
-            info = draft_only_info(info)
+            info = draft_only_info(info, self.drafts.unavailable is None and draft_available()[0])
             self.session.models_missing = True
         self.session.status = info.message
         self.session.show_error(info)

@@ -17,6 +17,7 @@ from .region_view import RegionView
 
 REFINE_TIP = "Run the full method (Stable Diffusion) with the same references and pins (Ctrl+Return)"
 REFINE_WAIT_TIP = "Refine needs the method's regions: it is possible once the photo is analysed"
+PLACEHOLDER = "The draft appears here a moment after you open a photo and check a reference"
 
 
 class DraftPanel(QWidget):
@@ -26,7 +27,7 @@ class DraftPanel(QWidget):
         super().__init__(parent)
         session: Session = controller.session
         self.session = session
-        self.view = RegionView("The draft appears here a moment after you open a photo and check a reference")
+        self.view = RegionView(PLACEHOLDER)
         self.view.setObjectName("draftView")
         self.message = QLabel("")
         self.message.setObjectName("draftMessage")
@@ -76,8 +77,11 @@ class DraftPanel(QWidget):
 
     @Slot()
     def _message_changed(self) -> None:
-        self.message.setText(self.session.draft_message)
-        self.message.setVisible(bool(self.session.draft_message))
+        """The reason there is no draft replaces the placeholder (one message, not two)."""
+        text = self.session.draft_message
+        self.message.setText(f"<b>No instant draft.</b> {text}" if text else "")
+        self.message.setVisible(bool(text))
+        self.view.placeholder = "" if text else PLACEHOLDER
         self._refresh()
 
     @Slot()
