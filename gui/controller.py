@@ -42,7 +42,7 @@ GET_MODELS = ("To get them, connect to the internet and press Run: Stable Diffus
 def draft_only_info(info: ErrorInfo, drafts_work: bool) -> ErrorInfo:
     """The one explanation of a missing model: what works without it and how to get it."""
     meanwhile = " The Instant draft tab works meanwhile." if drafts_work else ""
-    return ErrorInfo(info.kind, DRAFT_ONLY if drafts_work else NO_MODELS,
+    return ErrorInfo("draft_only" if drafts_work else info.kind, DRAFT_ONLY if drafts_work else NO_MODELS,
                      GET_MODELS.format(meanwhile=meanwhile, details=info.message))
 
 

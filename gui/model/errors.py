@@ -17,8 +17,9 @@ class ErrorInfo:
 
     @property
     def is_warning(self) -> bool:
-        """Input problems the user fixes by picking another file, not failures of the app."""
-        return self.kind in ("image_unreadable", "image_too_large", "not_an_image", "duplicate")
+        """Input problems the user fixes by picking another file, and the drafts-only state (no model yet, the
+        draft works): not failures of the app."""
+        return self.kind in ("image_unreadable", "image_too_large", "not_an_image", "duplicate", "draft_only")
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> "ErrorInfo":
