@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 CPU_HINT = ("Close other programs, use a smaller photo or fewer references, or turn on the memory options "
             "(attention slicing, VAE tiling) in Settings.")
 CPU_SPEED_WARNING = ("No GPU found: running on the CPU. It works, but a transfer takes many minutes; "
-                     "a fast mode (Settings) helps.")
+                     "a fast mode (Generation panel) or the instant draft helps.")
 _OOM_TEXT = re.compile(r"out of memory|can't allocate memory|not enough memory", re.IGNORECASE)
 _ALLOCATION = re.compile(r"Tried to allocate [0-9.]+ [KMGT]?i?B|you tried to allocate \d+ bytes", re.IGNORECASE)
 
