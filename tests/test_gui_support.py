@@ -145,6 +145,21 @@ def make_window(qtbot, tmp_path):
     for window in windows:
         window.close()
         assert not window.controller.queue._thread.isRunning()
+        assert not window.controller.drafts.queue._thread.isRunning()
+    collect_qt_garbage()
+
+
+def collect_qt_garbage() -> None:
+    """Delete this test's closed windows and collect their Python wrappers now, at teardown, so that no Qt
+    object of one test is finalised by a garbage collection in the middle of another test's signal emission
+    (the app itself has one window per process; a test session has hundreds)."""
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QCoreApplication.processEvents()
+    gc.collect()
 
 
 def wait_idle(qtbot, window, timeout: int = 20000) -> None:
