@@ -24,15 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="stylegallery", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
-    modules = {}
-    for name, module_name in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a command whose module is not built yet
-            if exc.name != module_name:
-                raise
-            continue
-        modules[name] = module
+    modules = {name: importlib.import_module(module_name) for name, module_name in COMMANDS.items()}
+    for module in modules.values():
         module.add_parser(sub)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["gui", *argv]
