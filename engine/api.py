@@ -22,12 +22,16 @@ from .memory import out_of_memory_guard
 from .models import ModelBundle
 from .params import MatchParams, ModelSource, Stage1Params, Stage3Params
 from .segmentation import analyze_image
+from .stage3_features import FeatureCache
 from .semantic import cached_dinov2_tokens
 from .types import (Analysis, CancelFlag, EventCallback, ImageRef, MatchTable, Pin, TransferRequest,
                     TransferResult)
 
 if TYPE_CHECKING:
     from .draft import DraftResult, Drafter
+
+
+FEATURE_CACHE_BYTES = 3 << 30  # host memory kept for stage-3 features between runs
 
 
 class Engine:
@@ -45,6 +49,9 @@ class Engine:
         self.dtype = pick_dtype(self.device, precision)
         self.cache = DiskCache(Path(cache_dir) if cache_dir else default_cache_dir()) if use_cache else None
         self.models = ModelBundle(self.source, self.device, self.dtype, on_event=on_event)
+        # Stage 3's content/reference features per timestep (independent of z): a re-run after a pin or weight
+        # change reuses them. Memory only: a 150-step run's features take gigabytes, too much to write each run.
+        self.feature_cache = FeatureCache(max_bytes=FEATURE_CACHE_BYTES)
         self._drafter: Drafter | None = None
         self._draft_match: tuple[tuple, tuple[MatchTable, Analysis, list[Analysis]]] | None = None
 
@@ -147,7 +154,7 @@ class Engine:
                               StyleInputs(content.vae_latent, content.labels, content.c15),
                               [StyleInputs(ref.vae_latent, ref.labels) for ref in references],
                               table.matches, self._stage3_params(request.stage3), on_event=on_event,
-                              cancel=cancel)
+                              cancel=cancel, feature_cache=self.feature_cache)
         return TransferResult(image=outcome.image, latent=outcome.latent, matches=table, losses=outcome.losses,
                               steps_done=outcome.steps_done, steps_total=outcome.steps_total,
                               cancelled=outcome.cancelled, seconds=time.perf_counter() - started)

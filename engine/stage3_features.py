@@ -61,6 +61,12 @@ class FeatureCache:
         self.hits = 0
         self.misses = 0
 
+    def clear(self) -> None:
+        """Forget the memory part (e.g. when the models change); the folder, if any, stays."""
+        self._memory.clear()
+        self._owner.clear()
+        self._bytes = 0
+
     @staticmethod
     def new_run() -> int:
         return next(_RUN_IDS)

@@ -70,3 +70,18 @@ def test_unreadable_content_is_a_clear_error(tiny_engine, sample_images, tmp_pat
     broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     with pytest.raises(ImageUnreadable, match="broken.png"):
         tiny_engine.transfer(TransferRequest(content=ImageRef(broken), references=[ImageRef(sample_images["ref0"])]))
+
+
+def test_rerun_after_a_pin_change_reuses_stage3_features(tiny_engine, sample_images):
+    cache = tiny_engine.feature_cache
+    cache.clear()  # start cold: earlier tests ran the same images
+    misses_before = cache.misses
+    first = tiny_engine.transfer(request(sample_images))
+    first_misses = cache.misses - misses_before
+    hits, misses = cache.hits, cache.misses
+    region = min(first.matches.matches)
+    other = 1 - first.matches.matches[region].style_index
+    tiny_engine.transfer(request(sample_images, pins=[Pin(region, other)]))
+    assert first_misses > 0
+    assert cache.hits > hits  # the content's queries (and any unchanged reference) come back
+    assert cache.misses - misses < first_misses  # only what the new pin needs is computed
