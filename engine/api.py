@@ -39,7 +39,10 @@ class Engine:
 
     device: "auto" | "cuda" | "cpu" (or any torch device string); precision: "auto" | "fp32" | "fp16" | "bf16"
     ("auto" = fp16 on CUDA, fp32 elsewhere) sets the dtype the models are held in. Not thread-safe: one worker
-    thread calls it at a time. `use_cache=False` recomputes everything and writes no cache.
+    thread calls analyze/match/transfer at a time. `draft` may run on a second thread beside them only when its
+    analyses are already cached (quick regions, or the method's regions found in the cache, as the GUI ensures):
+    otherwise it would run the UNet while a transfer has swapped its attention processors.
+    `use_cache=False` recomputes everything and writes no cache.
     """
 
     def __init__(self, models: ModelSource | None = None, device: str = "auto", precision: str = "auto",
