@@ -41,9 +41,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from PIL import Image
-
     from engine.errors import InvalidRequest
+    from engine.results import save_png
 
     with report_errors():
         if args.labels is not None and args.regions != "auto":
@@ -56,10 +55,9 @@ def run(args) -> int:
             result = _saved_regions_draft(engine, args, bar) if args.labels is not None else _draft(engine, args, bar)
         finally:
             bar.close()
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(result.image).save(args.out)
         meta = result.metadata()
         meta["inputs"] = {"content": str(args.content), "references": [str(p) for p in args.style]}
+        save_png(args.out, result.image, meta)
         json_path = args.out.with_suffix(".json")
         json_path.write_text(json.dumps(meta, indent=2) + "\n")
     for line in summary(meta, args.style):

@@ -5,6 +5,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, PngImagePlugin
 
 from .params import settings_key
@@ -33,16 +34,23 @@ def result_document(request: TransferRequest, result: TransferResult, model: str
     }
 
 
+def save_png(path: Path, image, metadata: dict) -> Path:
+    """An image as PNG with `metadata` in its 'stylegallery' text chunk, written beside and renamed into place, so
+    an interrupted save never leaves a half-written picture under the artist's file name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("stylegallery", json.dumps(metadata))
+    partial = path.with_suffix(".partial.png")
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(partial, pnginfo=info)
+    partial.replace(path)
+    return path
+
+
 def save_result(out: Path, request: TransferRequest, result: TransferResult, model: str) -> Path:
     """Write OUT.png (job parameters in its 'stylegallery' text chunk) and OUT.json beside it."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     document = result_document(request, result, model)
-    info = PngImagePlugin.PngInfo()
-    info.add_text("stylegallery", json.dumps({key: document[key] for key in
-                                              ("model", "status", "pins", "params", "references")}))
-    partial = out.with_suffix(".partial.png")
-    Image.fromarray(result.image).save(partial, pnginfo=info)
-    partial.replace(out)
+    save_png(out, result.image, {key: document[key] for key in ("model", "status", "pins", "params", "references")})
     save_json_atomic(out.with_suffix(".json"), document, version=RESULT_VERSION)
     return out

@@ -12,14 +12,12 @@ latest request matters).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image, PngImagePlugin
 from PySide6.QtCore import QObject, QTimer, Slot
 
+from engine.results import save_png
 from engine.types import ImageRef
 
 from .model.errors import ErrorInfo
@@ -151,9 +149,4 @@ def save_draft(path: Path, draft, content: Path, references: list[Path], random_
     if draft.region_source == "method" and random_weights:
         meta["regions"]["random_weights"] = True
     meta["inputs"] = {"content": str(content), "references": [str(p) for p in references]}
-    info = PngImagePlugin.PngInfo()
-    info.add_text("stylegallery", json.dumps(meta))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.asarray(draft.image, np.uint8)).save(path, pnginfo=info)
-    return path
+    return save_png(path, draft.image, meta)
