@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Sequence
 
 import torch
+from PIL import Image
 
 from .cache import DiskCache, default_cache_dir
 from .device import device_summary, pick_device, pick_dtype
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .draft import DraftResult, Drafter
 
 
+Loaded = tuple[Image.Image, "Image.Image | None"]  # an opened picture and its optional user mask
 FEATURE_CACHE_BYTES = 3 << 30  # host memory kept for stage-3 features between runs
 
 
@@ -65,31 +67,33 @@ class Engine:
     def analyze(self, image: ImageRef, params: Stage1Params | None = None, on_event: EventCallback | None = None,
                 cancel: CancelFlag | None = None) -> Analysis:
         """Stage 1 for one image (cached). Raises `Cancelled` if cancelled."""
-        picture = load_image(image.path)
-        mask = load_image(image.user_mask) if image.user_mask is not None else None
+        return self._analyze(_load(image), params or Stage1Params(), on_event, cancel)
+
+    def _analyze(self, loaded: Loaded, params: Stage1Params, on_event: EventCallback | None,
+                 cancel: CancelFlag | None) -> Analysis:
+        picture, mask = loaded
         with out_of_memory_guard("the analysis"), torch.no_grad():
-            return analyze_image(self.models, picture, params or Stage1Params(), user_mask=mask, on_event=on_event,
-                                 cancel=cancel, cache=self.cache)
+            return analyze_image(self.models, picture, params, user_mask=mask, on_event=on_event, cancel=cancel,
+                                 cache=self.cache)
 
     def match(self, content: ImageRef, references: list[ImageRef], pins: list[Pin] | None = None,
               stage1: Stage1Params | None = None, params: MatchParams | None = None,
               on_event: EventCallback | None = None, cancel: CancelFlag | None = None) -> MatchTable:
         """Stage 2 (analysing each image first, cached): scores of every candidate and the chosen matches."""
-        table, _, _ = self._match(content, references, pins or [], stage1 or Stage1Params(),
+        table, _, _ = self._match(_load_all(content, references), pins or [], stage1 or Stage1Params(),
                                   params or MatchParams(), on_event, cancel)
         return table
 
-    def _match(self, content: ImageRef, references: list[ImageRef], pins: list[Pin], stage1: Stage1Params,
-               params: MatchParams, on_event: EventCallback | None, cancel: CancelFlag | None
+    def _match(self, loaded: list[Loaded], pins: list[Pin], stage1: Stage1Params, params: MatchParams,
+               on_event: EventCallback | None, cancel: CancelFlag | None
                ) -> tuple[MatchTable, Analysis, list[Analysis]]:
-        if not references:
-            raise InvalidRequest("Add at least one style reference to the run.")
-        analyses = [self.analyze(ref, stage1, on_event, cancel) for ref in [content, *references]]
+        """Stage 2 on images already opened (content first), so each file is decoded once per call."""
+        analyses = [self._analyze(item, stage1, on_event, cancel) for item in loaded]
         model, processor = self.models.dinov2
         with out_of_memory_guard("the matching"), torch.no_grad():
             tokens = [cached_dinov2_tokens(self.cache, self.models.model_id("dinov2"), model, processor,
-                                           load_image(ref.path), params.sem_alignment, stage1.image_size)
-                      for ref in [content, *references]]
+                                           picture, params.sem_alignment, stage1.image_size)
+                      for picture, _ in loaded]
         table = match_regions(analyses[0], tokens[0], analyses[1:], tokens[1:], params, pins)
         return table, analyses[0], analyses[1:]
 
@@ -125,20 +129,19 @@ class Engine:
 
         if regions not in ("auto", "method", "quick"):
             raise InvalidRequest(f"Draft regions must be auto, method or quick, got {regions!r}")
-        if not references:
-            raise InvalidRequest("Add at least one style reference to the draft.")
+        _require_references(references, "draft")
         stage1, params = stage1 or Stage1Params(), params or MatchParams()
         require_draft()  # before any analysis, whose only use here would be the draft
         drafter = self.drafter
-        images = [load_image(ref.path) for ref in [content, *references]]
+        loaded = _load_all(content, references)
+        images = [picture for picture, _ in loaded]
         options = dict(strength=strength, preserve_colour=preserve_colour, size=size, on_event=on_event, cancel=cancel)
         if regions == "quick" or (regions == "auto" and not self.method_available(stage1)):
             return drafter.draft(images[0], images[1:], pins=pins, **options)
         key = (tuple(pixel_sha256(image) for image in images),
-               tuple(None if ref.user_mask is None else pixel_sha256(load_image(ref.user_mask))
-                     for ref in [content, *references]), stage1, params)
+               tuple(None if mask is None else pixel_sha256(mask) for _, mask in loaded), stage1, params)
         if self._draft_match is None or self._draft_match[0] != key:
-            self._draft_match = key, self._match(content, references, [], stage1, params, on_event, cancel)
+            self._draft_match = key, self._match(loaded, [], stage1, params, on_event, cancel)
         table, analysis, ref_analyses = self._draft_match[1]
         return drafter.draft(images[0], images[1:], labels=analysis.labels,
                              assignment=apply_pins(table, pins).matches,
@@ -150,7 +153,7 @@ class Engine:
         from .stylize import StyleInputs, stylize
 
         started = time.perf_counter()
-        table, content, references = self._match(request.content, request.references, request.pins,
+        table, content, references = self._match(_load_all(request.content, request.references), request.pins,
                                                  request.stage1, request.match, on_event, cancel)
         with out_of_memory_guard("the style transfer"):
             outcome = stylize(self.models.sd, self.models.empty_prompt_embeds(),
@@ -169,3 +172,18 @@ class Engine:
         if self.dtype == torch.bfloat16 and params.precision == "fp32":
             return dataclasses.replace(params, precision="bf16")
         return params
+
+
+def _load(image: ImageRef) -> Loaded:
+    return load_image(image.path), (load_image(image.user_mask) if image.user_mask is not None else None)
+
+
+def _load_all(content: ImageRef, references: list[ImageRef]) -> list[Loaded]:
+    """The content and references opened (content first); a request without references is refused first."""
+    _require_references(references, "run")
+    return [_load(ref) for ref in [content, *references]]
+
+
+def _require_references(references: list[ImageRef], what: str) -> None:
+    if not references:
+        raise InvalidRequest(f"Add at least one style reference to the {what}.")
