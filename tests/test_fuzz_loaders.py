@@ -13,7 +13,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import textwrap
 import zlib
 from pathlib import Path
 

@@ -4,7 +4,6 @@ quick regions labelled as such, and the Help menu's diagnostics, log folder and 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -3,7 +3,6 @@ from the local cache, missing and unsafe sources), lazy-once loading, the tiny f
 calibration, and parity of the model inputs (empty-prompt embeddings, DINOv2 pixel values) with the goldens."""
 from __future__ import annotations
 
-import io
 import shutil
 
 import numpy as np

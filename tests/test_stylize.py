@@ -15,7 +15,7 @@ from engine.models import load_sd_folder
 from engine.params import Stage3Params, stage3_for_fast_mode
 from engine.stage3_features import FeatureCache, ReferenceFeatures
 from engine.stylize import (StyleInputs, evaluate_loss, fast_mode_lora, initial_latent, latent_tensor, mask_to_tokens,
-                            prepare_embeds, region_terms, stage3_timesteps, style_term, stylize)
+                            region_terms, stage3_timesteps, style_term, stylize)
 from engine.types import RegionMatch
 
 GRID = 16
