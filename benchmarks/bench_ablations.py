@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_stages import SD15_UNET  # noqa: E402
-from engine.attention import FeatureStore, capture_self_attention, forward_until_recorded  # noqa: E402
+from engine.stage3.attention import FeatureStore, capture_self_attention, forward_until_recorded  # noqa: E402
 from engine.device import DTYPES, pick_device  # noqa: E402
-from engine.stage3_features import autocast_for  # noqa: E402
+from engine.stage3.features import autocast_for  # noqa: E402
 
 LAYERS = (10, 11, 12, 13, 14, 15)
 

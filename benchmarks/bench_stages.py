@@ -8,7 +8,7 @@ engine.models (the real loader). Times stage 1 per image, stage 2, and stage 3 p
 reference count, with the peak memory of each (GPU allocator peak on CUDA, else the process RSS):
   reference    benchmarks/reference_stage3.py: SPEC literally (unbatched passes every step, no cache, fp32), then
                the VAE decode that stylize also does (its time alone is printed too)
-  engine       engine.stylize.stylize, first run (features computed, fp32)
+  engine       engine.stage3.stylize.stylize, first run (features computed, fp32)
   re-run       the same after pinning one content region elsewhere (features from the run's FeatureCache)
   engine-half  first run under bf16 autocast (CPU) or fp16 autocast + loss scaler (CUDA)
 "diff" is the relative L2 distance of the final latent to the reference's. Defaults: on a GPU 512x512, 150 steps,
@@ -44,14 +44,14 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.reference_stage3 import reference_stylize  # noqa: E402
 from engine.device import DTYPES, pick_device  # noqa: E402
 from engine.images import load_image, resize_to_square  # noqa: E402
-from engine.inversion import encode_latent  # noqa: E402
-from engine.matching import match_regions  # noqa: E402
+from engine.stage1.inversion import encode_latent  # noqa: E402
+from engine.stage2.matching import match_regions  # noqa: E402
 from engine.models import SD15_DDIM_CONFIG, ModelBundle  # noqa: E402
 from engine.params import MatchParams, ModelSource, Stage1Params, Stage3Params  # noqa: E402
-from engine.segmentation import analyze_image  # noqa: E402
-from engine.semantic import dinov2_tokens  # noqa: E402
-from engine.stage3_features import FeatureCache  # noqa: E402
-from engine.stylize import StyleInputs, decode_latent, initial_latent, stylize  # noqa: E402
+from engine.stage1.segment import analyze_image  # noqa: E402
+from engine.stage2.dinov2_tokens import dinov2_tokens  # noqa: E402
+from engine.stage3.features import FeatureCache  # noqa: E402
+from engine.stage3.stylize import StyleInputs, decode_latent, initial_latent, stylize  # noqa: E402
 from engine.types import RegionMatch  # noqa: E402
 from tests.tiny_models import DEPTH_PROCESSOR, DINOV2_PROCESSOR, SD15_MODEL_INDEX, calibrate_vae, write_tokenizer  # noqa: E402,E501
 

@@ -1,4 +1,4 @@
-"""Stage 3 written out literally from SPEC.md: the yardstick the optimised `engine.stylize.stylize` is timed against.
+"""Stage 3 written out literally from SPEC.md: the yardstick the optimised `engine.stage3.stylize.stylize` is timed against.
 
 Every timestep recomputes the content pass and each reference's pass SEPARATELY (one unbatched no-grad UNet call
 per image, no cache), then runs z through the UNet with gradient. The recorded self-attention layers compute
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.params import Stage3Params
-from engine.stylize import StyleInputs, stage3_timesteps
+from engine.stage3.stylize import StyleInputs, stage3_timesteps
 from engine.types import RegionMatch
 
 HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}

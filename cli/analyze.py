@@ -54,7 +54,7 @@ def overlay(image, labels, alpha: float = OVERLAY_ALPHA):
     import numpy as np
     from PIL import Image
 
-    from engine.regions import region_colours
+    from engine.stage1.regions import region_colours
 
     size = labels.shape[0] * 8
     base = np.asarray(image.resize((size, size), Image.BICUBIC), dtype=np.float32)
@@ -68,7 +68,7 @@ def overlay(image, labels, alpha: float = OVERLAY_ALPHA):
 
 def summary(args, analysis) -> dict:
     """The JSON written beside the overlay."""
-    from engine.regions import region_colours
+    from engine.stage1.regions import region_colours
 
     sizes = analysis.region_sizes()
     total = sum(sizes.values())

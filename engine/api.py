@@ -18,13 +18,13 @@ from .cache import DiskCache, default_cache_dir
 from .device import device_summary, pick_device, pick_dtype
 from .errors import InvalidRequest
 from .images import load_image, pixel_sha256
-from .matching import apply_pins, match_regions
+from .stage2.matching import apply_pins, match_regions
 from .memory import out_of_memory_guard
 from .models import ModelBundle
 from .params import MatchParams, ModelSource, Stage1Params, Stage3Params
-from .segmentation import analyze_image
-from .stage3_features import FeatureCache
-from .semantic import cached_dinov2_tokens
+from .stage1.segment import analyze_image
+from .stage3.features import FeatureCache
+from .stage2.dinov2_tokens import cached_dinov2_tokens
 from .types import (Analysis, CancelFlag, EventCallback, ImageRef, MatchTable, Pin, TransferRequest,
                     TransferResult)
 
@@ -150,7 +150,7 @@ class Engine:
     def transfer(self, request: TransferRequest, on_event: EventCallback | None = None,
                  cancel: CancelFlag | None = None) -> TransferResult:
         """Stages 1-3 end to end. On cancel returns the partial result with `cancelled=True`."""
-        from .stylize import StyleInputs, stylize
+        from .stage3.stylize import StyleInputs, stylize
 
         started = time.perf_counter()
         table, content, references = self._match(_load_all(request.content, request.references), request.pins,

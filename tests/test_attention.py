@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import AttnProcessor2_0
 
-from engine.attention import FeatureStore, capture_self_attention, forward_until_recorded, self_attention_names
+from engine.stage3.attention import FeatureStore, capture_self_attention, forward_until_recorded, self_attention_names
 from tests.tiny_models import UNET_CONFIG
 
 

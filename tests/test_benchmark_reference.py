@@ -1,6 +1,6 @@
 """The benchmark's literal stage 3 (benchmarks/reference_stage3.py) and the engine's optimised one agree.
 
-Keeps the benchmark's side-by-side comparison honest: if an optimisation of engine/stylize.py changed the result,
+Keeps the benchmark's side-by-side comparison honest: if an optimisation of engine/stage3/stylize.py changed the result,
 this fails on tiny random-weight models in two steps (16x16 latent grid, 128 px images).
 """
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from benchmarks.reference_stage3 import reference_stylize, self_attentions_in_execution_order
-from engine.attention import self_attention_names
+from engine.stage3.attention import self_attention_names
 from engine.models import load_sd_folder
 from engine.params import Stage3Params
-from engine.stage3_features import FeatureCache
-from engine.stylize import StyleInputs, initial_latent, stylize
+from engine.stage3.features import FeatureCache
+from engine.stage3.stylize import StyleInputs, initial_latent, stylize
 from engine.types import RegionMatch
 
 GRID = 16

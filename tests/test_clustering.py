@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.clustering import (choose_k, cluster_features, kmeans, project_pca, seeded_global_rng, silhouette,
+from engine.stage1.clustering import (choose_k, cluster_features, kmeans, project_pca, seeded_global_rng, silhouette,
                                standardize)
 from engine.errors import Cancelled
 from engine.params import Stage1Params

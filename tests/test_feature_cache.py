@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from diffusers import UNet2DConditionModel
 
-from engine.stage3_features import FeatureCache, ReferenceFeatures
+from engine.stage3.features import FeatureCache, ReferenceFeatures
 from tests.tiny_models import UNET_CONFIG
 
 ENTRY = {"q": torch.zeros(256)}  # 1 KiB

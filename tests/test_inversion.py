@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from engine.errors import Cancelled
-from engine.inversion import ddim_invert, image_to_tensor, inversion_timesteps, time_weights
+from engine.stage1.inversion import ddim_invert, image_to_tensor, inversion_timesteps, time_weights
 from engine.params import Stage1Params
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine.errors import InvalidRequest
-from engine.matching import (circle_iou, describe_regions, kept_token_indices, match_regions, region_geometry,
+from engine.stage2.matching import (circle_iou, describe_regions, kept_token_indices, match_regions, region_geometry,
                              stat_descriptor, stat_transformer)
 from engine.params import MatchParams, Stage1Params
 from engine.types import Analysis, Pin

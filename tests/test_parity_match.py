@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from engine.images import load_image
-from engine.matching import describe_regions, match_regions, stat_transformer
+from engine.stage2.matching import describe_regions, match_regions, stat_transformer
 from engine.params import MatchParams, Stage1Params
-from engine.semantic import dinov2_pixel_values, dinov2_tokens
+from engine.stage2.dinov2_tokens import dinov2_pixel_values, dinov2_tokens
 from engine.types import Analysis
 
 ROLES = {"content": "content_0001.png", "style0": "style0_VanGogh001.png", "style1": "style1_C001.png"}

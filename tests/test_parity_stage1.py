@@ -14,7 +14,7 @@ import torch
 
 from engine.images import load_image
 from engine.params import ModelSource, Stage1Params
-from engine.segmentation import analyze_image
+from engine.stage1.segment import analyze_image
 
 ROLES = {"content": "content_0001.png", "style0": "style0_VanGogh001.png", "style1": "style1_C001.png"}
 LABEL_STEPS = {"step5_kmeans_per_k": "labels_step5_kmeans_per_k", "step5_kmeans": "labels_step5_kmeans",

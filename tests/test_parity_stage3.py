@@ -16,8 +16,8 @@ import torch
 
 from engine.models import load_sd_folder
 from engine.params import Stage3Params
-from engine.stage3_features import FeatureCache, ReferenceFeatures
-from engine.stylize import (StyleInputs, decode_latent, evaluate_loss, initial_latent, latent_tensor,
+from engine.stage3.features import FeatureCache, ReferenceFeatures
+from engine.stage3.stylize import (StyleInputs, decode_latent, evaluate_loss, initial_latent, latent_tensor,
                             prepare_embeds, region_terms, stage3_timesteps, stylize)
 from engine.types import RegionMatch
 

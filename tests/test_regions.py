@@ -10,7 +10,7 @@ from PIL import Image
 
 from engine.errors import InvalidRequest
 from engine.params import Stage1Params
-from engine.regions import (apply_user_mask, depth_grid, depth_split, merge_clusters, region_colours,
+from engine.stage1.regions import (apply_user_mask, depth_grid, depth_split, merge_clusters, region_colours,
                             remove_small_pieces, user_mask_grid)
 
 PARAMS = Stage1Params()

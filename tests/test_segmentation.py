@@ -17,7 +17,7 @@ from engine.cache import DiskCache
 from engine.errors import Cancelled, InvalidRequest
 from engine.images import load_image, pixel_sha256
 from engine.params import Stage1Params
-from engine.segmentation import analysis_key, analyze_image, segment, total_steps
+from engine.stage1.segment import analysis_key, analyze_image, segment, total_steps
 
 SMALL = dataclasses.replace(Stage1Params(), image_size=128, inversion_steps=3, k_max=4, kmeans_restarts=2,
                             pca_components=16)

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from engine.errors import InvalidRequest
-from engine.semantic import dinov2_pixel_values, dinov2_tokens
+from engine.stage2.dinov2_tokens import dinov2_pixel_values, dinov2_tokens
 
 # dinov2-base's processor configuration (SPEC: shortest side 256 bicubic, centre crop 224, ImageNet statistics)
 PROCESSOR_CONFIG = dict(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224}, resample=3,
@@ -56,7 +56,7 @@ def test_tokens_drop_cls_and_keep_row_major_patches(processor, wide_image):
 
 def test_token_cache_hits_by_pixels_model_and_alignment(processor, wide_image, tmp_path):
     from engine.cache import DiskCache
-    from engine.semantic import cached_dinov2_tokens
+    from engine.stage2.dinov2_tokens import cached_dinov2_tokens
 
     class CountingModel(torch.nn.Module):
         """Stands in for DINOv2: counts forward calls, returns CLS + 256 patch tokens."""

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from engine.attention import FeatureStore, capture_self_attention
+from engine.stage3.attention import FeatureStore, capture_self_attention
 from engine.models import load_sd_folder
 from engine.params import Stage3Params, stage3_for_fast_mode
-from engine.stage3_features import FeatureCache, ReferenceFeatures
-from engine.stylize import (StyleInputs, evaluate_loss, fast_mode_lora, initial_latent, latent_tensor, mask_to_tokens,
+from engine.stage3.features import FeatureCache, ReferenceFeatures
+from engine.stage3.stylize import (StyleInputs, evaluate_loss, fast_mode_lora, initial_latent, latent_tensor, mask_to_tokens,
                             region_terms, stage3_timesteps, style_term, stylize)
 from engine.types import RegionMatch
 

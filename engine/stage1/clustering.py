@@ -15,9 +15,9 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from .errors import Cancelled
-from .params import Stage1Params
-from .types import CancelFlag
+from ..errors import Cancelled
+from ..params import Stage1Params
+from ..types import CancelFlag
 
 
 @contextmanager

@@ -21,13 +21,13 @@ from diffusers import DDIMScheduler, EulerDiscreteScheduler, LCMScheduler
 from diffusers.loaders import StableDiffusionLoraLoaderMixin
 
 from .attention import FeatureStore, capture_self_attention, forward_until_recorded
-from .params import FAST_MODES, VAE_SCALING_FACTOR, Stage3Params
-from .preview import latent_to_rgb
-from .stage3_features import FeatureCache, ReferenceFeatures, StepFeatures, autocast_for
-from .types import CancelFlag, EventCallback, LossRecord, RegionMatch, StepEvent
+from ..params import FAST_MODES, VAE_SCALING_FACTOR, Stage3Params
+from ..preview import latent_to_rgb
+from .features import FeatureCache, ReferenceFeatures, StepFeatures, autocast_for
+from ..types import CancelFlag, EventCallback, LossRecord, RegionMatch, StepEvent
 
 if TYPE_CHECKING:
-    from .models import SDModels
+    from ..models import SDModels
 
 LORA_ADAPTER = "stylegallery_fast_mode"
 LCM_ORIGINAL_STEPS = 50

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import Cancelled
-from .params import VAE_SCALING_FACTOR, Stage1Params
-from .types import CancelFlag
+from ..errors import Cancelled
+from ..params import VAE_SCALING_FACTOR, Stage1Params
+from ..types import CancelFlag
 
 
 def image_to_tensor(image: Image.Image) -> torch.Tensor:

@@ -16,8 +16,8 @@ from PIL import Image
 from scipy import ndimage
 
 from .clustering import kmeans
-from .errors import InvalidRequest
-from .params import Stage1Params
+from ..errors import InvalidRequest
+from ..params import Stage1Params
 
 _CROSS = ndimage.generate_binary_structure(2, 1)  # 4-connectivity
 

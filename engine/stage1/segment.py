@@ -14,16 +14,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .cache import DiskCache, cache_key, load_analysis, save_analysis
+from ..cache import DiskCache, cache_key, load_analysis, save_analysis
 from .clustering import Clustering, cluster_features, seeded_global_rng
 from .depth import predict_depth
-from .errors import Cancelled, InvalidRequest
-from .images import pixel_sha256, resize_to_square
+from ..errors import Cancelled, InvalidRequest
+from ..images import pixel_sha256, resize_to_square
 from .inversion import ddim_invert, encode_latent
-from .params import Stage1Params
+from ..params import Stage1Params
 from .regions import (apply_user_mask, depth_split, depth_grid, merge_clusters, remove_small_pieces,
                       user_mask_grid)
-from .types import Analysis, CancelFlag, EventCallback, StepEvent
+from ..types import Analysis, CancelFlag, EventCallback, StepEvent
 
 CACHE_VERSION = 1  # bump when the stage-1 arithmetic changes, so old entries are not reused
 

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .cache import DiskCache, cache_key
-from .errors import InvalidRequest
-from .images import pixel_sha256, resize_to_square
+from ..cache import DiskCache, cache_key
+from ..errors import InvalidRequest
+from ..images import pixel_sha256, resize_to_square
 
 Alignment = Literal["center_crop", "aligned"]
 TOKENS_NAMESPACE = "dinov2_tokens"

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import InvalidRequest
-from .params import MatchParams
-from .types import Analysis, MatchTable, PairScore, Pin, RegionMatch
+from ..errors import InvalidRequest
+from ..params import MatchParams
+from ..types import Analysis, MatchTable, PairScore, Pin, RegionMatch
 
 
 class _ResidualBlock(nn.Module):
