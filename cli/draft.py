@@ -111,4 +111,6 @@ def summary(meta: dict, references: list[Path]) -> list[str]:
         lines.append(f"  region {region}: {where['fraction']:.0%} of the image around "
                      f"({where['centre'][0]:.2f}, {where['centre'][1]:.2f}) -> reference {match['reference']} "
                      f"{references[match['reference']].name}{part}{note}")
+    for ref, why in matches.get("unused_references", {}).items():
+        lines.append(f"  reference {ref} {references[int(ref)].name} unused: {why}")
     return lines

@@ -148,3 +148,12 @@ def _jsonable(value):
     return value
 
 
+
+
+@dataclass(frozen=True)
+class QuickMatchParams:
+    """The draft's quick matching (engine/draft/quick_match.py), used when no stage-2 match table is given."""
+
+    # Spreading the checked references: a region may give up its best-scoring reference for another one scoring
+    # at most this much lower (scores lie in 0..1), when that lets the draft use more of the checked references.
+    spread_max_loss: float = 0.05

@@ -102,6 +102,21 @@ def test_pins_change_the_draft_and_only_recomposite(drafter, monkeypatch):
 
 
 @requires_draft
+def test_quick_matching_says_why_a_checked_reference_is_unused(drafter):
+    photo = synthetic_photo()
+    refs = [synthetic_painting(WARM), synthetic_painting(COOL, period=12, seed=1)]
+    one_region = np.ones((16, 16), np.int64)
+    draft = drafter.draft(photo, refs, labels=one_region, size=64)
+    taken = draft.matches[1].style_index
+    unused = draft.metadata()["matches"]["unused_references"]
+    assert list(unused) == [str(1 - taken)] and "region 1" in unused[str(1 - taken)]
+    pinned = drafter.draft(photo, refs, labels=one_region, pins=[Pin(1, 1 - taken)], size=64)
+    assert "pinned" in pinned.metadata()["matches"]["unused_references"][str(taken)]
+    method = drafter.draft(photo, refs, labels=one_region, assignment={1: 0}, size=64)
+    assert method.metadata()["matches"]["unused_references"] == {}
+
+
+@requires_draft
 def test_style_vectors_persist_on_disk(tmp_path, monkeypatch):
     painting = synthetic_painting(COOL)
     first = Drafter(cache_dir=tmp_path).style_vector(painting)

@@ -19,10 +19,11 @@ from PIL import Image
 from ..cache import DiskCache, cache_key, default_cache_dir
 from ..errors import Cancelled, InvalidRequest
 from ..images import pixel_sha256
+from ..params import QuickMatchParams
 from ..types import CancelFlag, EventCallback, Pin, RegionMatch, StepEvent
 from . import composite as comp
 from .onnx_models import PACKAGE, SIZE_MULTIPLE, STYLE_INPUT_SIZE, StyleNetworks
-from .quick_match import quick_matches, region_crop
+from .quick_match import QuickMatching, quick_matches, region_crop
 from .quick_regions import QuickRegionParams, quick_regions
 
 DEFAULT_SIZE = 512
@@ -42,7 +43,8 @@ class DraftResult:
     photo's edges (the seams the draft shows); `region_source`/`match_source` are "method" (stage 1/2 results
     given by the caller) or "quick" (the classical stand-ins); `matches` include pins (`pinned=True`);
     `reference_vectors` is "region" when a match to a reference region used that region's own style vector,
-    "whole" when every pass used whole references."""
+    "whole" when every pass used whole references; `unused_references` says, per reference no region takes, why
+    (quick matching only: the method's matches are stage 2's)."""
 
     image: np.ndarray
     labels: np.ndarray
@@ -56,6 +58,7 @@ class DraftResult:
     timings: dict[str, float] = field(default_factory=dict)
     package_version: str = ""
     reference_vectors: str = "whole"
+    unused_references: dict[int, str] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         """A JSON-ready summary: what the draft shows and where its regions and matches came from."""
@@ -77,7 +80,8 @@ class DraftResult:
             "matches": {"source": self.match_source, "reference_vectors": self.reference_vectors,
                         "by_region": {str(r): {"reference": m.style_index, "reference_region": m.style_region,
                                                "score": None if m.score is None else round(m.score, 4),
-                                               "pinned": m.pinned} for r, m in sorted(self.matches.items())}},
+                                               "pinned": m.pinned} for r, m in sorted(self.matches.items())},
+                        "unused_references": {str(ref): why for ref, why in sorted(self.unused_references.items())}},
             "seconds": round(self.seconds, 3),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
@@ -132,13 +136,15 @@ class Drafter:
 
     def __init__(self, cache_dir: Path | None = None, providers: list[str] | None = None, threads: int | None = None,
                  quick_params: QuickRegionParams = QuickRegionParams(), keep_passes: int = 16,
-                 networks: StyleNetworks | None = None, use_cache: bool = True):
+                 networks: StyleNetworks | None = None, use_cache: bool = True,
+                 quick_match_params: QuickMatchParams = QuickMatchParams()):
         """`networks` lets several drafters share one pair of loaded sessions (else loaded on first use);
         `use_cache=False` keeps style vectors in memory only (nothing written to disk)."""
         self._disk = DiskCache(cache_dir if cache_dir is not None else default_cache_dir()) if use_cache else None
         self._providers = providers
         self._threads = threads
         self.quick_params = quick_params
+        self.quick_match_params = quick_match_params
         self._networks = networks
         self._vectors = _Lru(256)
         self._references = _Lru(64)  # ref key -> small uint8 copy for colour statistics
@@ -263,13 +269,17 @@ class Drafter:
 
         ref_vectors = [self.style_vector(ref, key) for ref, key in zip(references, ref_keys)]
         t = lap("vectors", t)
+        unused: dict[int, str] = {}
         if assignment is None:
             match_source = "quick"
-            matches = self._quick_match(work, full, content_key, size, labels_key, references, ref_keys, ref_vectors)
+            quick = self._quick_match(work, full, content_key, size, labels_key, references, ref_keys, ref_vectors)
+            matches = _apply_pins(quick.matches, pins, len(references))
+            used = {m.style_index for m in matches.values()}
+            unused = {ref: quick.unused.get(ref, "the regions quick matching gave it are pinned to other references")
+                      for ref in range(len(references)) if ref not in used}
         else:
             match_source = "method"
-            matches = _given_matches(labels, assignment, len(references))
-        matches = _apply_pins(matches, pins, len(references))
+            matches = _apply_pins(_given_matches(labels, assignment, len(references)), pins, len(references))
         t = lap("match", t)
         emit(2, 4, "matches")
 
@@ -302,7 +312,8 @@ class Drafter:
                            match_source=match_source, matches=matches, strength=float(strength),
                            preserve_colour=preserve_colour, seconds=time.perf_counter() - start, timings=timings,
                            package_version=networks.package_version,
-                           reference_vectors="region" if any(region is not None for _, region in styles) else "whole")
+                           reference_vectors="region" if any(region is not None for _, region in styles) else "whole",
+                           unused_references=unused)
 
     def _working_image(self, content: Image.Image, content_key: str, size: int) -> tuple[np.ndarray, np.ndarray]:
         cached = self._working.get((content_key, size))
@@ -311,15 +322,16 @@ class Drafter:
             cached = self._working.put((content_key, size), (resized, comp.gray_guide(resized)))
         return cached
 
-    def _quick_match(self, work, full, content_key, size, labels_key, references, ref_keys, ref_vectors):
-        key = (content_key, size, labels_key, tuple(ref_keys))
-        matches = self._quick_matches.get(key)
-        if matches is None:
+    def _quick_match(self, work, full, content_key, size, labels_key, references, ref_keys,
+                     ref_vectors) -> QuickMatching:
+        key = (content_key, size, labels_key, tuple(ref_keys), self.quick_match_params)
+        matching = self._quick_matches.get(key)
+        if matching is None:
             smalls = [self._reference_small(ref, ref_key) for ref, ref_key in zip(references, ref_keys)]
-            matches = self._quick_matches.put(key, quick_matches(
+            matching = self._quick_matches.put(key, quick_matches(
                 work, full, smalls, ref_vectors,
-                lambda crop: self.networks.predict(predictor_input(crop, centre_crop=False))))
-        return matches
+                lambda crop: self.networks.predict(predictor_input(crop, centre_crop=False)), self.quick_match_params))
+        return matching
 
     def _reference_small(self, reference: Image.Image, ref_key: str) -> np.ndarray:
         return _thumbnail(self._references, reference, ref_key, MATCH_PIXELS)
