@@ -25,8 +25,7 @@ def run(args: argparse.Namespace) -> int:
     # stdout/stderr) it also gives the libraries a stream to print to.
     log_file = setup_logging()
 
-    from gui.app import create_app
-    from gui.main_window import MainWindow
+    from gui.app import create_app, open_window
     from gui.settings import AppSettings, data_folder
 
     app = create_app()
@@ -35,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
         with tempfile.TemporaryDirectory(prefix="stylegallery-smoke-") as tmp:
             settings = AppSettings(QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat))
-            window = MainWindow(settings, Path(tmp) / "data", log_file=log_file)
+            window = open_window(settings, Path(tmp) / "data", log_file=log_file)
             window.show()
             app.processEvents()
             window.close()
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     settings = AppSettings()
-    window = MainWindow(settings, Path(args.data_dir) if args.data_dir else data_folder(), log_file=log_file)
+    window = open_window(settings, Path(args.data_dir) if args.data_dir else data_folder(), log_file=log_file)
     window.show()
     if not settings.first_run_done:
         from gui.settings import sd_source_kind
