@@ -163,11 +163,16 @@ def test_a_session_of_the_wrong_shape_never_raises_and_is_never_lost(qtbot, tmp_
 
 
 def test_a_run_whose_result_file_is_missing_stays_in_the_history(qtbot, tmp_path):
+    from gui.widgets.result_panel import ResultPanel
+
     write_document(session_file(tmp_path), saved_session(history=[RUN, {**RUN, "file": "run-2.png"}]))
     (tmp_path / "abc" / "run-2.png").write_bytes(b"png")
     session = Session(tmp_path)
     session.open(tmp_path / "photo.png", "abc")
     assert [r.file for r in session.history] == ["run-1.png", "run-2.png"] and session.error is None
+    panel = ResultPanel(session)
+    qtbot.addWidget(panel)
+    assert ["file missing" in panel.history.item(i).text() for i in range(2)] == [True, False]
     session.pin(1, PinTarget("r2"))
     session.save()
     again = Session(tmp_path)
