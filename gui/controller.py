@@ -71,6 +71,7 @@ class Controller(QObject):
         self.queue.failed.connect(self._on_failed)
         self.queue.cancelled.connect(self._on_cancelled)
         self.gallery.changed.connect(self.schedule_match)
+        self.gallery.problem.connect(self.session.show_error)
         self.drafts = DraftController(self, self)
         self.session.random_weights = random_weights
         if gallery.load_error is not None:
@@ -101,7 +102,8 @@ class Controller(QObject):
         if self.session.content is not None:
             self._analyze_content()
         for ref in self.gallery.references:
-            self._analyze_reference(ref.id)
+            if not self.gallery.is_missing(ref.id):
+                self._analyze_reference(ref.id)
 
     def shutdown(self) -> None:
         self._match_timer.stop()
@@ -169,7 +171,8 @@ class Controller(QObject):
     def participants(self) -> list[str]:
         """References of a run: the checked ones, plus any a pin names (a pin is an explicit choice)."""
         ids = [r.id for r in self.gallery.enabled()]
-        pinned = [t.ref_id for t in self.session.pins.values() if self.gallery.get(t.ref_id) is not None]
+        pinned = [t.ref_id for t in self.session.pins.values()
+                  if self.gallery.get(t.ref_id) is not None and not self.gallery.is_missing(t.ref_id)]
         return ids + [i for i in dict.fromkeys(pinned) if i not in ids]
 
     @Slot()
