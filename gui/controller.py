@@ -21,6 +21,7 @@ from engine.memory import cpu_speed_warning
 from engine.params import Stage1Params, settings_key
 from engine.results import save_result
 from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
+from engine.wording import count
 
 from .drafts import DraftController
 from .model.errors import ErrorInfo
@@ -302,7 +303,7 @@ class Controller(QObject):
         elif job.kind == "analyze_content" and job.key == session.content_sha:
             session.models_missing = False
             session.analysis = result
-            session.status = f"{len(result.region_ids)} regions found"
+            session.status = f"{count(len(result.region_ids), 'region')} found"
             self.schedule_match()
         elif job.kind == "analyze_reference":
             self.gallery.set_analysis(job.key, result)
