@@ -219,3 +219,12 @@ class QuickMatchParams:
     # Spreading the checked references: a region may give up its best-scoring reference for another one scoring
     # at most this much lower (scores lie in 0..1), when that lets the draft use more of the checked references.
     spread_max_loss: float = 0.05
+
+
+@dataclass(frozen=True)
+class LabelMapLimits:
+    """What a region map handed to the draft from outside (`draft --labels`, a caller's array) may be."""
+
+    min_side: int = 8  # cells per side; the method's own maps have at least 8 (a 64 px size multiple / 8)
+    max_regions: int = 64  # distinct ids; each costs a style-vector pass in quick matching (stage 1 makes ~2-20)
+    max_id: int = 2**31 - 1  # ids are stored as int64 and written to JSON; larger ones are no region ids

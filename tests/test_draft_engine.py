@@ -141,6 +141,17 @@ def test_bad_requests_say_what_is_wrong(drafter, kwargs, message):
 
 
 @requires_draft
+@pytest.mark.parametrize("labels, message", [
+    (np.ones((8, 8), np.float64), "whole numbers"),
+    (np.ones((3, 3), np.int64), "too coarse"),
+    (-np.ones((8, 8), np.int64), "negative"),
+])
+def test_bad_label_maps_are_refused(drafter, labels, message):
+    with pytest.raises(InvalidRequest, match=message):
+        drafter.draft(synthetic_photo(), [synthetic_painting(WARM)], labels=labels)
+
+
+@requires_draft
 @pytest.mark.parametrize("cores, sessions, spinning_off", [(2, 2, True), (2, 1, False), (16, 2, False)])
 def test_thread_spinning_is_off_when_two_sessions_share_two_cores(monkeypatch, cores, sessions, spinning_off):
     import onnxruntime

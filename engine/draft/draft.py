@@ -22,6 +22,7 @@ from ..images import pixel_sha256
 from ..params import QuickMatchParams
 from ..types import CancelFlag, EventCallback, Pin, RegionMatch, StepEvent
 from . import composite as comp
+from .labels import check_labels
 from .onnx_models import PACKAGE, SIZE_MULTIPLE, STYLE_INPUT_SIZE, StyleNetworks
 from .quick_match import QuickMatching, quick_matches, region_crop
 from .quick_regions import QuickRegionParams, quick_regions
@@ -370,8 +371,8 @@ def _check_arguments(references, labels, assignment, strength: float, size: int)
     if not (MIN_SIZE <= size <= MAX_SIZE and size % SIZE_MULTIPLE == 0):
         raise InvalidRequest(f"Draft size must be a multiple of {SIZE_MULTIPLE} from {MIN_SIZE} to {MAX_SIZE}, "
                              f"got {size}")
-    if labels is not None and np.asarray(labels).ndim != 2:
-        raise InvalidRequest(f"Region labels must be a 2-D map, got shape {np.asarray(labels).shape}")
+    if labels is not None:
+        check_labels(labels)
     if assignment is not None and labels is None:
         raise InvalidRequest("A region assignment needs the region labels it refers to")
 
