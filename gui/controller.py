@@ -27,6 +27,7 @@ from .model.errors import ErrorInfo
 from .model.gallery import Gallery
 from .model.session import RunRecord, Session
 from .worker import Job, JobQueue
+from .wording import plural
 
 MATCH_DELAY_MS = 250  # gather quick successive gallery edits into one matching job
 STAGE_NAMES = {"analyze": "Analysing regions", "match": "Matching regions", "decode": "Decoding the result",
@@ -299,7 +300,7 @@ class Controller(QObject):
         elif job.kind == "analyze_content" and job.key == session.content_sha:
             session.models_missing = False
             session.analysis = result
-            session.status = f"{len(result.region_ids)} regions found"
+            session.status = f"{plural(len(result.region_ids), 'region')} found"
             self.schedule_match()
         elif job.kind == "analyze_reference":
             self.gallery.set_analysis(job.key, result)
@@ -314,7 +315,7 @@ class Controller(QObject):
     @Slot(object, object)
     def _on_failed(self, job: Job, info: ErrorInfo) -> None:
         if job.kind == "transfer":
-            self.session.running = False
+            self._run_stopped()
         if info.kind == "model_missing" and job.kind in MODEL_JOBS:
             info = draft_only_info(info, self.drafts.unavailable is None and draft_available()[0])
             self.session.models_missing = True
@@ -328,8 +329,14 @@ class Controller(QObject):
         if partial is not None:
             self._finish_run(job, partial)
         else:
-            self.session.running = False
+            self._run_stopped()
             self.session.status = "Run cancelled"
+
+    def _run_stopped(self) -> None:
+        """A run ended with no result (failed, or cancelled before its first step): Run comes back and the
+        progress bar goes idle instead of showing the dead run's "0/150" (KAD#814)."""
+        self.session.running = False
+        self.session.progress = (0, 0)
 
     def _finish_run(self, job: Job, result: TransferResult) -> None:
         session = self.session
@@ -342,4 +349,4 @@ class Controller(QObject):
         finally:
             session.running = False  # reset even when saving failed, or Run stays disabled (KAD#814)
         verb = "cancelled at step" if result.cancelled else "finished:"
-        session.status = f"Run {verb} {result.steps_done}/{result.steps_total} steps"
+        session.status = f"Run {verb} {result.steps_done}/{plural(result.steps_total, 'step')}"

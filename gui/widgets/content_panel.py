@@ -10,6 +10,7 @@ from engine.errors import StyleGalleryError
 from ..drafts import QUICK_REGIONS_LONG
 from ..model.errors import ErrorInfo
 from ..model.properties import bind
+from ..wording import plural
 from ..model.session import Session
 from .images import load_qimage
 from .region_view import RANDOM_WEIGHTS_NOTE, RegionView
@@ -80,8 +81,8 @@ class ContentPanel(QWidget):
             note = RANDOM_WEIGHTS_NOTE
         self.view.set_note(note)
         count = len(self.session.region_shares())
-        kind = "quick regions" if source == "quick" else "regions"
-        self.info.setText("" if labels is None else f"{count} {kind} · click one to pin it")
+        kind = "quick region" if source == "quick" else "region"
+        self.info.setText("" if labels is None else f"{plural(count, kind)} · click one to pin it")
 
     @Slot()
     def _overlay_changed(self) -> None:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout
 from engine.errors import StyleGalleryError
 
 from ..model.properties import bind
+from ..wording import plural
 from .images import labels_rgba, load_pixmap, pil_from_qimage
 
 THUMB = 72
@@ -221,7 +222,7 @@ class GalleryPanel(QWidget):
             for child in range(top.childCount()):
                 item = top.child(child)
                 analysis = self.gallery.analysis(item.data(0, _ID))
-                state = f"{len(analysis.region_ids)} regions" if analysis is not None else "analysing…"
+                state = plural(len(analysis.region_ids), "region") if analysis is not None else "analysing…"
                 item.setToolTip(0, f"{item.text(0)} ({state}). Click after selecting a photo region to pin it.")
 
     def _thumbnail(self, ref_id: str, with_map: bool) -> QIcon:

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
 from engine.errors import StyleGalleryError
 
 from ..model.session import PinTarget, Session
+from ..wording import plural
 from .images import load_qimage, region_color
 from .region_view import RANDOM_WEIGHTS_NOTE, RegionView
 
@@ -107,7 +108,7 @@ class MatchesPanel(QWidget):
         if ref is None:
             self.ref_caption.setText("")
         else:
-            state = (f"{len(analysis.region_ids)} regions" if analysis is not None else
+            state = (plural(len(analysis.region_ids), "region") if analysis is not None else
                      "not analysed: needs the full model" if self.session.models_missing else "analysing…")
             self.ref_caption.setText(f"<b>{ref.name}</b> ({state})")
 

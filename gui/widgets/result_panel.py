@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QLis
 from engine.errors import StyleGalleryError
 
 from ..model.session import RunRecord, Session
+from ..wording import plural
 from .images import load_qimage
 from .region_view import paint_note
 
@@ -182,6 +183,6 @@ class ResultPanel(QWidget):
 def describe(record: RunRecord) -> str:
     params = record.params
     loss = "" if record.final_loss is None else f", loss {record.final_loss:.4f}"
-    return (f"{record.created.replace('T', ' ')}: {record.steps_done}/{record.steps_total} steps, "
+    return (f"{record.created.replace('T', ' ')}: {record.steps_done}/{plural(record.steps_total, 'step')}, "
             f"lr {params.get('lr')}, content weight {params.get('content_weight')}, seed {params.get('seed')}, "
             f"{params.get('fast_mode')}, {record.seconds:.1f} s{loss}; references: {', '.join(record.references)}")
