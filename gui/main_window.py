@@ -231,7 +231,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def save_result(self) -> None:
         if self.session.result is None:
-            self.session.show_error(ErrorInfo("invalid_request", "There is no result to save yet", "Run first."))
+            self.session.show_error(ErrorInfo("invalid_request", "There is no result to save yet", "Run first."), "save")
             return
         self._ask_png("Save result", "stylegallery", self.save_result_to)
 
@@ -264,7 +264,7 @@ class MainWindow(QMainWindow):
             write(path)
         except OSError as exc:
             self.session.show_error(ErrorInfo("save_failed", f"Could not save {path.name}: {exc.strerror}",
-                                              "Choose another folder."))
+                                              "Choose another folder."), "save")
         else:
             self.session.status = f"Saved {path}"
 
@@ -309,7 +309,7 @@ class MainWindow(QMainWindow):
 
     def apply_preferences(self, prefs: Preferences) -> None:
         engine, error = make_engine(prefs, self.default_cache(), self.controller.engine_event)
-        self.session.show_error(None)
+        self.session.show_error(None, "models")  # the old models' problems; the new ones report their own
         self.controller.use_engine(engine, model_label(prefs), random_weights(prefs.model_source()), error)
 
     @Slot()

@@ -50,3 +50,60 @@ def test_progress_bar_resets_after_a_run_that_made_nothing(make_window, qtbot, i
     assert not window.session.running
     assert window.session.progress == (0, 0)
     assert bar.text() == "" and bar.value() == 0
+
+
+def test_folder_drop_reports_every_kind_of_problem_in_one_message(make_window, qtbot, images, tmp_path):
+    window = make_window()
+    window.controller.add_references([images[0]])
+    folder = tmp_path / "Mixed"
+    folder.mkdir()
+    (folder / "a_copy.png").write_bytes(images[0].read_bytes())  # first in the folder: already in the gallery
+    write_image(folder / "b_good.png", seed=3)
+    (folder / "z_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n damaged")  # further down: damaged
+    drop_files(window.gallery_panel, [folder])
+    assert [r.name for r in window.gallery.references] == ["ref0", "b_good"]
+    gallery_messages = [info for topic, info in window.session.messages if topic == "gallery"]
+    assert len(gallery_messages) == 1
+    text = f"{gallery_messages[0].message} {gallery_messages[0].hint}"
+    assert "already in the gallery" in text and "unreadable" in text and "z_broken.png" in text
+    wait_idle(qtbot, window)
+
+
+def test_a_later_message_does_not_replace_an_earlier_one(make_window, qtbot, images, tmp_path):
+    from engine.errors import ModelMissing
+
+    window = make_window(FakeEngine(analyze_fails_with=ModelMissing("no weights here (simulated)")))
+    folder = tmp_path / "Family"
+    write_image(folder / "good.png", seed=4)
+    (folder / "notes.txt.png").write_bytes(b"not an image")
+    drop_files(window.gallery_panel, [folder])  # "skipped" now; "drafts only" when the analysis fails
+    qtbot.waitUntil(lambda: len(window.session.messages) == 2, timeout=10000)
+    wait_idle(qtbot, window)
+    topics = [topic for topic, _ in window.session.messages]
+    assert topics == ["gallery", "models"]
+    assert len(window.banner.rows) == 2 and "notes.txt.png" in window.banner.text()
+    window.banner.rows[1].dismiss()  # each message is dismissed on its own
+    assert [topic for topic, _ in window.session.messages] == ["gallery"]
+    assert window.banner.isVisibleTo(window)
+    window.banner.rows[0].dismiss()
+    assert window.session.messages == () and not window.banner.isVisibleTo(window)
+
+
+def test_banner_shows_the_newest_messages_and_counts_the_rest(make_window):
+    from gui.model.errors import ErrorInfo
+    from gui.widgets.error_banner import MAX_SHOWN
+
+    window = make_window()
+    infos = [ErrorInfo("save_failed", f"message {i}") for i in range(MAX_SHOWN + 2)]
+    for info in infos:
+        window.session.show_error(info, "save")
+    window.session.show_error(infos[0], "save")  # the same message again is not repeated
+    assert len(window.session.messages) == MAX_SHOWN + 2
+    assert [row.info for row in window.banner.rows] == infos[-MAX_SHOWN:]
+    assert window.banner.more.isVisibleTo(window) and window.banner.more.text().startswith("2 earlier messages")
+    for row in list(window.banner.rows):
+        row.dismiss()
+    assert [row.info for row in window.banner.rows] == infos[:2]  # the older ones come up, none was lost
+    assert not window.banner.more.isVisibleTo(window)
+    window.session.show_error(None, "save")  # withdrawing a topic takes only its own messages
+    assert window.session.messages == ()

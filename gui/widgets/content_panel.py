@@ -65,7 +65,7 @@ class ContentPanel(QWidget):
             try:
                 image = load_qimage(self.session.content)
             except StyleGalleryError as exc:
-                self.session.show_error(ErrorInfo.from_exception(exc))
+                self.session.show_error(ErrorInfo.from_exception(exc), "content")
         self.view.set_image(image)
         self._analysis_changed()
 
