@@ -42,8 +42,19 @@ def run(args: argparse.Namespace) -> int:
             print("smoke: window built and closed")
         return 0
 
+    from gui.data_folder import DataFolderUnavailable, claim_data_folder
+
     settings = AppSettings()
-    window = open_window(settings, Path(args.data_dir) if args.data_dir else data_folder(), log_file=log_file)
+    folder = Path(args.data_dir) if args.data_dir else data_folder()
+    cache_dir = settings.preferences().cache_dir
+    try:
+        lock = claim_data_folder(folder, [Path(cache_dir)] if cache_dir else [])  # held until the app exits
+    except DataFolderUnavailable as exc:
+        from PySide6.QtWidgets import QMessageBox
+
+        QMessageBox.warning(None, "StyleGallery", f"{exc.message}.\n\n{exc.hint}")
+        return 1
+    window = open_window(settings, folder, log_file=log_file)
     window.show()
     if not settings.first_run_done:
         from gui.settings import sd_source_kind
@@ -52,4 +63,7 @@ def run(args: argparse.Namespace) -> int:
         settings.first_run_done = True
         if sd_source_kind(settings.preferences().sd) == "hub" and ask_first_run(window):
             window.open_settings()
-    return app.exec()
+    try:
+        return app.exec()
+    finally:
+        lock.unlock()

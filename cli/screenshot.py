@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from engine.wording import count
+
 DEFAULT_BENCHMARK = Path(__file__).resolve().parents[2] / "shared" / "benchmark"
 
 
@@ -118,8 +120,8 @@ def _shoot(args: argparse.Namespace, tmp: Path) -> int:
         wait(lambda: not controller.queue.is_busy(), "finishing")
         if not _grab(window, args.out):
             return 2
-        print(f"{args.out}: {width}x{height}, model {controller.model_label}, {len(regions)} regions, "
-              f"{session.result.steps_done} steps")
+        print(f"{args.out}: {width}x{height}, model {controller.model_label}, {count(len(regions), 'region')}, "
+              f"{count(session.result.steps_done, 'step')}")
         return 0
     finally:
         window.close()
@@ -147,7 +149,7 @@ def _draft_shot(args: argparse.Namespace, window, ids: list[str], wait_draft) ->
     if not _grab(window, args.out):
         return 2
     draft = session.draft
-    print(f"{args.out}: draft on {len(regions)} {draft.region_source} regions in {draft.seconds:.2f} s")
+    print(f"{args.out}: draft on {count(len(regions), draft.region_source + ' region')} in {draft.seconds:.2f} s")
     return 0
 
 

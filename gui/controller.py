@@ -21,6 +21,7 @@ from engine.memory import cpu_speed_warning
 from engine.params import Stage1Params, settings_key
 from engine.results import save_result
 from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
+from engine.wording import count
 
 from .drafts import DraftController
 from .model.errors import ErrorInfo
@@ -71,6 +72,7 @@ class Controller(QObject):
         self.queue.failed.connect(self._on_failed)
         self.queue.cancelled.connect(self._on_cancelled)
         self.gallery.changed.connect(self.schedule_match)
+        self.gallery.problem.connect(self.session.show_error)
         self.drafts = DraftController(self, self)
         self.session.random_weights = random_weights
         if gallery.load_error is not None:
@@ -101,7 +103,8 @@ class Controller(QObject):
         if self.session.content is not None:
             self._analyze_content()
         for ref in self.gallery.references:
-            self._analyze_reference(ref.id)
+            if not self.gallery.is_missing(ref.id):
+                self._analyze_reference(ref.id)
 
     def shutdown(self) -> None:
         self._match_timer.stop()
@@ -169,7 +172,8 @@ class Controller(QObject):
     def participants(self) -> list[str]:
         """References of a run: the checked ones, plus any a pin names (a pin is an explicit choice)."""
         ids = [r.id for r in self.gallery.enabled()]
-        pinned = [t.ref_id for t in self.session.pins.values() if self.gallery.get(t.ref_id) is not None]
+        pinned = [t.ref_id for t in self.session.pins.values()
+                  if self.gallery.get(t.ref_id) is not None and not self.gallery.is_missing(t.ref_id)]
         return ids + [i for i in dict.fromkeys(pinned) if i not in ids]
 
     @Slot()
@@ -299,7 +303,7 @@ class Controller(QObject):
         elif job.kind == "analyze_content" and job.key == session.content_sha:
             session.models_missing = False
             session.analysis = result
-            session.status = f"{len(result.region_ids)} regions found"
+            session.status = f"{count(len(result.region_ids), 'region')} found"
             self.schedule_match()
         elif job.kind == "analyze_reference":
             self.gallery.set_analysis(job.key, result)

@@ -104,14 +104,15 @@ def test_gallery_add_rename_family_enable_and_reload(qtbot, tmp_path):
 def test_gallery_never_overwrites_an_unreadable_index(qtbot, tmp_path):
     gallery = Gallery(tmp_path / "g")
     gallery.add_paths([write_image(tmp_path / "a.png")])
+    gallery.add_paths([write_image(tmp_path / "c.png", seed=5)])
     index = tmp_path / "g" / "index.json"
     for path in (index, index.with_name("index.json.bak")):
-        if path.exists():
-            path.write_text("{ damaged")
+        path.write_text("{ damaged")
     broken = Gallery(tmp_path / "g")
-    assert broken.load_error is not None
+    assert broken.load_error is not None and str(index) in broken.load_error.message
     broken.add_paths([write_image(tmp_path / "b.png", seed=3)])
-    assert index.read_text() == "{ damaged"
+    kept = list((tmp_path / "g").glob("index.json*.damaged-*"))
+    assert len(kept) == 2 and all(p.read_text() == "{ damaged" for p in kept)  # kept aside, never overwritten
 
 
 def test_queue_runs_jobs_in_order_with_steps_and_results(queue, qtbot):

@@ -163,7 +163,9 @@ class ResultPanel(QWidget):
     def _rebuild_history(self) -> None:
         self.history.clear()
         for index, record in enumerate(self.session.history):
-            flags = ["cancelled"] * record.cancelled + ["random weights"] * record.random_weights
+            missing = not self.session.result_path(record).is_file()  # kept in the history: missing is not deleted
+            flags = (["cancelled"] * record.cancelled + ["random weights"] * record.random_weights
+                     + ["file missing"] * missing)
             item = QListWidgetItem(f"#{index + 1}" + (f" ({', '.join(flags)})" if flags else ""))
             try:
                 item.setIcon(QIcon(QPixmap.fromImage(load_qimage(self.session.result_path(record)).scaled(
