@@ -61,8 +61,13 @@ def run(args: argparse.Namespace) -> int:
         from gui.widgets.first_run import ask_first_run
 
         settings.first_run_done = True
-        if sd_source_kind(settings.preferences().sd) == "hub" and ask_first_run(window):
-            window.open_settings()
+        prefs = settings.preferences()
+        if sd_source_kind(prefs.sd) == "hub":
+            choice = ask_first_run(window, prefs)
+            if choice.prefs != prefs:  # the commercial depth model, chosen before any download
+                window.app.apply_preferences(choice.prefs)
+            if choice.open_settings:
+                window.open_settings()
     try:
         return app.exec()
     finally:

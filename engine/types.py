@@ -20,6 +20,12 @@ class CancelFlag(Protocol):
     def is_set(self) -> bool: ...
 
 
+def is_cancelled(cancel: CancelFlag | None) -> bool:
+    """The check made between the passes of a step as well as between steps: a CPU step takes many seconds, and
+    closing the window or pressing Cancel must not wait for all of it."""
+    return cancel is not None and cancel.is_set()
+
+
 @dataclass(frozen=True)
 class StepEvent:
     """Progress of one unit of work. `stage` is "analyze", "match", "transfer", "decode" or "download".

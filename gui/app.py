@@ -20,12 +20,13 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from engine.logs import LOG_NAME, default_log_dir
+from engine.models import random_weights
 
 from .controller import Controller
 from .model.errors import ErrorInfo
 from .model.gallery import Gallery
 from .model.session import Session
-from .settings import AppSettings, Preferences, random_weights, sd_source_kind
+from .settings import AppSettings, Preferences, sd_source_kind
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -92,7 +93,7 @@ class App(QObject):
         """Store `prefs` and switch to an engine built from them (the next job uses it)."""
         self.settings.set_preferences(prefs)
         engine, error = make_engine(prefs, self.default_cache(), self.controller.engine_event)
-        self.session.show_error(None)
+        self.session.show_error(None, "models")  # the old models' problems; the new ones report their own
         self.controller.use_engine(engine, model_label(prefs), random_weights(prefs.model_source()), error)
 
     def diagnostics(self) -> str:

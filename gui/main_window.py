@@ -192,7 +192,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def save_result(self) -> None:
         if self.session.result is None:
-            self.session.show_error(ErrorInfo("invalid_request", "There is no result to save yet", "Run first."))
+            self.session.show_error(ErrorInfo("invalid_request", "There is no result to save yet", "Run first."), "save")
             return
         self._ask_png("Save result", "stylegallery", self.save_result_to)
 
@@ -225,7 +225,7 @@ class MainWindow(QMainWindow):
             write(path)
         except OSError as exc:
             self.session.show_error(ErrorInfo("save_failed", f"Could not save {path.name}: {exc.strerror}",
-                                              "Choose another folder."))
+                                              "Choose another folder."), "save")
         else:
             self.session.status = f"Saved {path}"
 

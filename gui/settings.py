@@ -15,7 +15,6 @@ from typing import Callable, TypeVar
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
-from engine.models import random_weights  # noqa: F401 (the window labels what such models make)
 from engine.params import ModelSource
 
 log = logging.getLogger(__name__)

@@ -205,7 +205,8 @@ def test_preview_throttle_keeps_first_and_last():
 def test_settings_round_trip_reads_bools_as_bools(qtbot, tmp_path):
     from PySide6.QtCore import QSettings
 
-    from gui.settings import AppSettings, Preferences, random_weights
+    from engine.models import random_weights
+    from gui.settings import AppSettings, Preferences
 
     path = str(tmp_path / "s.ini")
     settings = AppSettings(QSettings(path, QSettings.Format.IniFormat))

@@ -78,7 +78,7 @@ def test_non_image_drop_shows_a_message(make_window, qtbot, tmp_path):
     assert window.gallery.references == []
     assert window.session.error is not None and "notes.txt" in window.session.error.message
     assert window.banner.isVisibleTo(window)
-    assert "notes.txt" in window.banner.label.text()
+    assert "notes.txt" in window.banner.text()
 
 
 def test_unreadable_content_shows_a_message(make_window, tmp_path):

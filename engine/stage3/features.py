@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..types import CancelFlag, is_cancelled
 from .attention import FeatureStore, capture_self_attention, forward_until_recorded
 
 Tensors = dict[str, torch.Tensor]
@@ -157,7 +158,8 @@ class ReferenceFeatures:
         self._model_key = model_key
         self._run = FeatureCache.new_run()
 
-    def at(self, timestep: float) -> StepFeatures:
+    def at(self, timestep: float, cancel: CancelFlag | None = None) -> StepFeatures | None:
+        """The features at `timestep`; None when `cancel` is set before one of its batched passes."""
         found: dict[str, Tensors] = {}
         missing = []
         for name, latent, kind in self._items:
@@ -168,6 +170,8 @@ class ReferenceFeatures:
                 found[name] = {k: v.to(latent.device) for k, v in cached.items()}
         size = self.batch_size or max(len(missing), 1)
         for start in range(0, len(missing), size):
+            if is_cancelled(cancel):
+                return None
             chunk = missing[start:start + size]
             computed = self._compute(chunk, timestep)
             for name, _, kind in chunk:
