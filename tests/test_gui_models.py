@@ -170,6 +170,31 @@ def test_queue_reports_failures_and_keeps_working(queue, qtbot):
     assert infos[0].hint and "boom" in infos[1].message
 
 
+def test_each_job_outcome_reaches_that_jobs_own_handler_before_the_signal(queue, qtbot):
+    """Done, failed and cancelled each call the job's handler (in the GUI thread), no other job's."""
+    calls = []
+
+    def handlers(name: str) -> dict:
+        return {f"on_{outcome}": (lambda job, value, outcome=outcome: calls.append(
+            (name, outcome, threading.get_ident(), value if outcome == "done" else None)))
+            for outcome in ("done", "failed", "cancelled")}
+
+    def fail(on_event, cancel):
+        raise ValueError("boom")
+
+    signals = []
+    queue.done.connect(lambda job, result: signals.append(("done", len(calls))))
+    skipped = Job("skipped", lambda on_event, cancel: "never", **handlers("skipped"))
+    skipped.cancel.set()
+    with qtbot.waitSignals([queue.done, queue.failed, queue.cancelled], timeout=10000):
+        queue.submit(Job("works", lambda on_event, cancel: 42, **handlers("works")))
+        queue.submit(Job("fails", fail, **handlers("fails")))
+        queue.submit(skipped)
+    gui = threading.get_ident()
+    assert calls == [("works", "done", gui, 42), ("fails", "failed", gui, None), ("skipped", "cancelled", gui, None)]
+    assert signals == [("done", 1)]  # the handler ran before the signal
+
+
 def test_preview_throttle_keeps_first_and_last():
     throttle = PreviewThrottle(interval=10.0)
     preview = np.zeros((4, 4, 3), np.uint8)
