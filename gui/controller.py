@@ -143,7 +143,7 @@ class Controller(QObject):
 
     def add_reference_image(self, image, name: str = "Pasted image") -> str | None:
         ref_id = self.gallery.add_image(image, name)
-        if ref_id is None:
+        if ref_id is None and not self.gallery.read_only:  # a read-only gallery reported itself
             self._report([ErrorInfo("duplicate", "The pasted image is already in the gallery")])
         else:
             self._analyze_reference(ref_id)
