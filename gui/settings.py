@@ -8,7 +8,6 @@ the default with a warning in the log instead of turning silently into 0 or Fals
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -55,21 +54,6 @@ def sd_source_kind(sd: str) -> str:
     if Path(sd).expanduser().is_dir() or "\\" in sd or sd.startswith(("/", ".", "~")):
         return "folder"
     return "hub"
-
-
-def random_weights(source: ModelSource) -> bool:
-    """True for the random-weight test models (tests/tiny_models.py writes a manifest.json beside them saying so);
-    everything they make must be labelled as such."""
-    sd = Path(source.sd).expanduser()
-    for folder in (sd, sd.parent):
-        manifest = folder / "manifest.json"
-        if manifest.is_file():
-            try:
-                data = json.loads(manifest.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return False
-            return bool(data.get("random_weights")) or "seed" in data  # the parity set's manifest has a seed
-    return False
 
 
 def _flag(key: str, doc: str) -> property:

@@ -180,7 +180,8 @@ def test_preview_throttle_keeps_first_and_last():
 def test_settings_round_trip_reads_bools_as_bools(qtbot, tmp_path):
     from PySide6.QtCore import QSettings
 
-    from gui.settings import AppSettings, Preferences, random_weights
+    from engine.models import random_weights
+    from gui.settings import AppSettings, Preferences
 
     path = str(tmp_path / "s.ini")
     settings = AppSettings(QSettings(path, QSettings.Format.IniFormat))
@@ -193,3 +194,27 @@ def test_settings_round_trip_reads_bools_as_bools(qtbot, tmp_path):
     assert not random_weights(prefs.model_source())
     (tmp_path / "manifest.json").write_text('{"random_weights": true}')
     assert random_weights(prefs.model_source())
+
+
+def test_app_root_builds_the_models_without_a_window_and_keeps_preferences_in_qsettings(qtbot, tmp_path):
+    """The composition root is usable headless: the draft options and the CPU notice live in QSettings only."""
+    from PySide6.QtCore import QSettings
+
+    from gui.app import App
+    from gui.settings import AppSettings, Preferences
+    from tests.test_gui_support import FakeEngine
+
+    path = str(tmp_path / "s.ini")
+    app = App(AppSettings(QSettings(path, QSettings.Format.IniFormat)), tmp_path / "data", engine=FakeEngine())
+    app.session.draft_strength, app.session.draft_preserve_colour = 40, True
+    notices = []
+    app.speed_notice.connect(notices.append)
+    app.controller.speed_warning.emit("slow")
+    app.controller.speed_warning.emit("slow")
+    assert notices == ["slow"]
+    app.apply_preferences(Preferences(device="cpu", offline=True))
+    app.close(b"")
+    again = AppSettings(QSettings(path, QSettings.Format.IniFormat))
+    assert again.draft_options() == (40, True) and again.cpu_warning_shown
+    assert again.preferences() == Preferences(device="cpu", offline=True)
+    assert not app.controller.queue._thread.isRunning()

@@ -144,7 +144,7 @@ class Session(QObject):
     loss_changed = Signal(object)
     preview_changed = Signal(object)
     result_changed = Signal(object)
-    error_changed = Signal(object)
+    messages_changed = Signal(object)
     status_changed = Signal(object)
     random_weights_changed = Signal(object)
     draft_changed = Signal(object)
@@ -178,7 +178,7 @@ class Session(QObject):
     loss = Property(None)
     preview = Property(None)  # uint8 HxWx3 of the running transfer
     result = Property(None)  # RunRecord shown in the result view
-    error = Property(None)  # ErrorInfo shown in the banner
+    messages = Property(())  # (topic, ErrorInfo) pairs in the banner, oldest first: none replaces another
     status = Property("")  # one line for the status bar
     random_weights = Property(False)  # the models in use have random weights: label everything they make
     draft = Property(None)  # engine DraftResult of the instant draft shown in the Draft tab
@@ -361,9 +361,24 @@ class Session(QObject):
     def result_path(self, record: RunRecord) -> Path:
         return self.run_folder / record.file
 
-    # ----- errors
-    def show_error(self, info: ErrorInfo | None) -> None:
-        self.error = info
+    # ----- messages (the banner)
+    @property
+    def error(self) -> ErrorInfo | None:
+        """The newest message in the banner, or None."""
+        return self.messages[-1][1] if self.messages else None
+
+    def show_error(self, info: ErrorInfo | None, topic: str = "") -> None:
+        """Queue `info` in the banner under `topic` (what it is about: "content", "run", "models", "gallery",
+        "save", ...); an equal message already queued is not repeated. None withdraws `topic`'s messages, when
+        what they were about is redone (a new photo opened, a new run started): no other message goes with them."""
+        if info is None:
+            self.messages = tuple(m for m in self.messages if m[0] != topic)
+        elif (topic, info) not in self.messages:
+            self.messages = self.messages + ((topic, info),)
+
+    def dismiss(self, info: ErrorInfo) -> None:
+        """The artist closed one message."""
+        self.messages = tuple(m for m in self.messages if m[1] != info)
 
     # ----- persistence
     @Slot()

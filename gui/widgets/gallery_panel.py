@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout
                                QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from engine.errors import StyleGalleryError
+from engine.wording import count
 
 from ..model.properties import bind
 from .images import labels_rgba, load_pixmap, pil_from_qimage
@@ -230,7 +231,7 @@ class GalleryPanel(QWidget):
                                        "It takes no part until it is back; adding the same image again restores it.")
                     continue
                 analysis = self.gallery.analysis(ref_id)
-                state = f"{len(analysis.region_ids)} regions" if analysis is not None else "analysing…"
+                state = count(len(analysis.region_ids), "region") if analysis is not None else "analysing…"
                 item.setToolTip(0, f"{item.text(0)} ({state}). Click after selecting a photo region to pin it.")
 
     def _thumbnail(self, ref_id: str, with_map: bool) -> QIcon:
