@@ -96,7 +96,7 @@ class Controller(QObject):
         self.queue.failed.connect(self._on_failed)
         self.queue.cancelled.connect(self._on_cancelled)
         self.gallery.changed.connect(self.schedule_match)
-        self.gallery.problem.connect(self.session.show_error)
+        self.gallery.problem.connect(lambda info: self.session.show_error(info, "gallery"))
         self.drafts = DraftController(self, self)
         self.session.random_weights = random_weights
         if gallery.load_error is not None:
