@@ -95,7 +95,7 @@ class Controller(QObject):
         self.queue.busy_changed.connect(self._busy_changed)
         self.queue.failed.connect(self._on_failed)
         self.gallery.changed.connect(self.schedule_match)
-        self.gallery.problem.connect(self.session.show_error)
+        self.gallery.problem.connect(lambda info: self.session.show_error(info, "gallery"))
         self.drafts = DraftController(self, self)
         self.session.random_weights = random_weights
         if gallery.load_error is not None:
@@ -167,7 +167,7 @@ class Controller(QObject):
 
     def add_reference_image(self, image, name: str = "Pasted image") -> str | None:
         ref_id = self.gallery.add_image(image, name)
-        if ref_id is None:
+        if ref_id is None and not self.gallery.read_only:  # a read-only gallery reported itself
             self._report([ErrorInfo("duplicate", "The pasted image is already in the gallery")])
         else:
             self._analyze_reference(ref_id)
