@@ -88,8 +88,8 @@ class Engine:
                on_event: EventCallback | None, cancel: CancelFlag | None
                ) -> tuple[MatchTable, Analysis, list[Analysis]]:
         """Stage 2 on images already opened (content first), so each file is decoded once per call."""
+        model, processor = self.models.dinov2  # loaded, so checked, before the analyses
         analyses = [self._analyze(item, stage1, on_event, cancel) for item in loaded]
-        model, processor = self.models.dinov2
         with out_of_memory_guard("the matching"), torch.no_grad():
             tokens = [cached_dinov2_tokens(self.cache, self.models.model_id("dinov2"), model, processor,
                                            picture, params.sem_alignment, stage1.image_size)
@@ -153,8 +153,10 @@ class Engine:
         from .stage3.stylize import StyleInputs, stylize
 
         started = time.perf_counter()
-        table, content, references = self._match(_load_all(request.content, request.references), request.pins,
-                                                 request.stage1, request.match, on_event, cancel)
+        loaded = _load_all(request.content, request.references)
+        self.models.sd  # stage 3's model: loaded, so checked, before any work
+        table, content, references = self._match(loaded, request.pins, request.stage1, request.match, on_event,
+                                                 cancel)
         with out_of_memory_guard("the style transfer"):
             outcome = stylize(self.models.sd, self.models.empty_prompt_embeds(),
                               StyleInputs(content.vae_latent, content.labels, content.c15),
