@@ -32,7 +32,7 @@ class ImageUnreadable(StyleGalleryError):
 
 class ImageTooLarge(ImageUnreadable):
     kind = "image_too_large"
-    hint = "Downscale the image below the pixel limit (Settings) and try again."
+    hint = "Save a smaller copy of the picture (4000 pixels on the long side is plenty) and open that."
 
 
 class ModelMissing(StyleGalleryError):
