@@ -71,7 +71,7 @@ def partial_path(out: Path) -> Path:
 def transfer_until_interrupted(engine, request, on_event):
     """`engine.transfer` on a worker thread, so Ctrl-C (delivered to this thread) sets the cancel flag and the
     run returns its partial result at the next check instead of vanishing with the exception."""
-    cancel = threading.Event()
+    cancel, done = threading.Event(), threading.Event()
     outcome: dict = {}
 
     def work() -> None:
@@ -79,16 +79,19 @@ def transfer_until_interrupted(engine, request, on_event):
             outcome["result"] = engine.transfer(request, on_event=on_event, cancel=cancel)
         except BaseException as exc:  # re-raised on the calling thread
             outcome["error"] = exc
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=work, name="transfer", daemon=True)  # a second Ctrl-C may end the process
-    worker.start()
+    # daemon: a second Ctrl-C ends the process. Waiting on an Event, not Thread.join: an interrupted join can
+    # report a running thread as finished.
+    threading.Thread(target=work, name="transfer", daemon=True).start()
     try:
-        while worker.is_alive():
-            worker.join(0.2)
+        while not done.wait(0.2):
+            pass
     except KeyboardInterrupt:
         cancel.set()
         print("\nstylegallery: cancelling at the next step (Ctrl-C again to quit at once)", file=sys.stderr)
-        worker.join()
+        done.wait()
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
