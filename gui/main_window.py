@@ -16,6 +16,7 @@ from engine.logs import LOG_NAME, default_log_dir
 
 from .controller import Controller
 from .drafts import save_draft
+from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .model.gallery import Gallery
 from .model.session import PinTarget, Session
@@ -263,8 +264,7 @@ class MainWindow(QMainWindow):
         try:
             write(path)
         except OSError as exc:
-            self.session.show_error(ErrorInfo("save_failed", f"Could not save {path.name}: {exc.strerror}",
-                                              "Choose another folder."), "save")
+            self.session.show_error(disk_error_info(f"save {path.name}", exc), "save")
         else:
             self.session.status = f"Saved {path}"
 
@@ -379,7 +379,32 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{name}{dirty} — {APP_TITLE}")
 
     def closeEvent(self, event) -> None:
-        """Cancel, wait for the GPU thread, save, then close (never leave a running QThread behind)."""
-        self.controller.shutdown()
-        self.settings.set_geometry(self.saveGeometry())
+        """Save first, and say what could not be saved (the artist may keep the window open to free some space);
+        then hide at once and stop the threads. They stop at their next cancel check, which inside a CPU step can
+        be seconds away: the window must not sit there frozen meanwhile. Never raises: a close always closes."""
+        try:
+            unsaved = self.controller.save_all()
+            if unsaved and not self.close_anyway(unsaved):
+                event.ignore()
+                return
+            self.settings.set_geometry(self.saveGeometry())
+        except Exception:  # noqa: BLE001 (an exception out of closeEvent would leave the threads running)
+            log.exception("saving on close failed")
+        self.hide()
+        try:
+            self.controller.shutdown()
+        except Exception:  # noqa: BLE001
+            log.exception("stopping the worker threads on close failed")
         event.accept()
+
+    def close_anyway(self, unsaved: list[str]) -> bool:
+        """Ask whether to close although `unsaved` could not be written; False keeps the window open."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Not everything could be saved",
+                          "StyleGallery could not save " + "; ".join(unsaved) + ".", parent=self)
+        box.setInformativeText("The banner says why. Keep the window open to free some space or fix the folder, "
+                               "or close and lose these changes.")
+        keep = box.addButton("Keep the window open", QMessageBox.ButtonRole.RejectRole)
+        box.addButton("Close and lose them", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(keep)
+        box.exec()
+        return box.clickedButton() is not keep

@@ -18,6 +18,7 @@ from engine.images import load_image, pixel_sha256
 from engine.persistence import load_json, save_json_atomic
 from engine.types import Analysis, ImageRef
 
+from .disk_errors import disk_error_info
 from .errors import ErrorInfo
 
 INDEX_VERSION = 1
@@ -40,6 +41,7 @@ class Gallery(QObject):
     """Ordered references with families; every mutation saves the index and emits `changed`."""
 
     changed = Signal()  # the list, a name, a family or a checkbox changed
+    save_failed = Signal(object)  # ErrorInfo: the index could not be written (the change stays in memory)
     analysis_changed = Signal(str)  # reference id whose analysis (or its state) changed
 
     def __init__(self, folder: Path, parent: QObject | None = None):
@@ -49,6 +51,7 @@ class Gallery(QObject):
         self._refs: list[Reference] = []
         self._analyses: dict[str, Analysis] = {}
         self.load_error: ErrorInfo | None = None  # set when index.json cannot be read: then it is never overwritten
+        self.unsaved = False  # the last index write failed: what is in memory is newer than the file
         self._load()
 
     # ----- reading
@@ -87,22 +90,29 @@ class Gallery(QObject):
         added: list[str] = []
         problems: list[ErrorInfo] = []
         for path in map(Path, paths):
-            if path.is_dir():
-                files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-                if not files:
-                    problems.append(ErrorInfo("not_an_image", f"The folder {path.name} holds no images",
-                                              ImageUnreadable.hint))
-                sub_added, sub_problems = self.add_paths(files, family or path.name)
-                added += sub_added
-                problems += sub_problems
-                continue
             try:
+                if path.is_dir():
+                    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                    if not files:
+                        problems.append(ErrorInfo("not_an_image", f"The folder {path.name} holds no images",
+                                                  ImageUnreadable.hint))
+                    sub_added, sub_problems = self.add_paths(files, family or path.name)
+                    added += sub_added
+                    problems += sub_problems
+                    continue
                 image = load_image(path)
             except ImageUnreadable as exc:
                 problems.append(ErrorInfo("not_an_image" if path.suffix.lower() not in IMAGE_SUFFIXES else exc.kind,
                                           exc.message, exc.hint))
                 continue
-            ref_id = self._store(image, family, name=path.stem, source=path)
+            except OSError as exc:  # a name too long, a folder that vanished or may not be listed
+                problems.append(disk_error_info(f"read {path.name[:80]}", exc, "image_unreadable"))
+                continue
+            try:
+                ref_id = self._store(image, family, name=path.stem, source=path)
+            except OSError as exc:  # the copy failed (disk full): nothing of it is left in images/
+                problems.append(disk_error_info(f"copy {path.name[:80]} into the gallery", exc))
+                continue
             if ref_id is None:
                 problems.append(ErrorInfo("duplicate", f"{path.name} is already in the gallery"))
             else:
@@ -124,12 +134,16 @@ class Gallery(QObject):
             return None
         ref_id = uuid.uuid4().hex[:12]
         self.images.mkdir(parents=True, exist_ok=True)
-        if source is not None and source.suffix.lower() in IMAGE_SUFFIXES:
-            file = ref_id + source.suffix.lower()
-            shutil.copyfile(source, self.images / file)
-        else:
-            file = ref_id + ".png"
-            image.save(self.images / file)
+        copied = source is not None and source.suffix.lower() in IMAGE_SUFFIXES
+        file = ref_id + (source.suffix.lower() if copied else ".png")
+        try:
+            if copied:
+                shutil.copyfile(source, self.images / file)
+            else:
+                image.save(self.images / file)
+        except OSError:
+            (self.images / file).unlink(missing_ok=True)  # never leave a truncated copy behind
+            raise
         self._refs.append(Reference(ref_id, name, file, sha, family))
         return ref_id
 
@@ -140,8 +154,8 @@ class Gallery(QObject):
             return
         self._refs.remove(ref)
         self._analyses.pop(ref_id, None)
-        self._save()
-        (self.images / ref.file).unlink(missing_ok=True)
+        if self._save():  # while the index still names it, the copy stays
+            (self.images / ref.file).unlink(missing_ok=True)
 
     def rename(self, ref_id: str, name: str) -> None:
         self._update(ref_id, name=name.strip() or self.get(ref_id).name)
@@ -180,10 +194,25 @@ class Gallery(QObject):
         self._save()
 
     # ----- persistence
-    def _save(self) -> None:
-        if self.load_error is None:
-            save_json_atomic(self.folder / "index.json", {"references": [asdict(r) for r in self._refs]}, INDEX_VERSION)
+    def _save(self) -> bool:
+        """Write the index and emit `changed`; False (and `save_failed`) when the disk refuses."""
+        saved = self.save()
         self.changed.emit()
+        return saved
+
+    def save(self) -> bool:
+        """Write the index (never over one that could not be read); False when the disk refuses, the change kept
+        in memory (`unsaved`) for the next write to carry."""
+        if self.load_error is not None:
+            return False
+        try:
+            save_json_atomic(self.folder / "index.json", {"references": [asdict(r) for r in self._refs]}, INDEX_VERSION)
+        except OSError as exc:
+            self.unsaved = True
+            self.save_failed.emit(disk_error_info("save the gallery index", exc))
+            return False
+        self.unsaved = False
+        return True
 
     def _load(self) -> None:
         try:

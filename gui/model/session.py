@@ -22,6 +22,7 @@ from engine.params import FAST_MODES, Stage3Params, stage3_for_fast_mode
 from engine.persistence import load_json, save_json_atomic
 from engine.types import Pin
 
+from .disk_errors import disk_error_info
 from .errors import ErrorInfo
 from .properties import Property
 
@@ -331,11 +332,12 @@ class Session(QObject):
         self._autosave.start()
 
     @Slot()
-    def save(self) -> None:
-        """Write pins, parameters and history of the open content; marks the undo stack clean."""
+    def save(self) -> bool:
+        """Write pins, parameters and history of the open content; marks the undo stack clean. False (and a banner
+        message) when the disk refuses: everything stays in memory and the next save tries again."""
         self._autosave.stop()
         if not self.content_sha:
-            return
+            return True
         data = {
             "content": str(self.content) if self.content else None,
             "pins": [{"region": r, **asdict(t)} for r, t in sorted(self.pins.items())],
@@ -343,8 +345,15 @@ class Session(QObject):
             "params": {name: getattr(self, name) for name in ("steps", "content_weight", "lr", "seed", "fast_mode")},
             "history": [asdict(r) for r in self.history],
         }
-        save_json_atomic(self.run_folder / "session.json", data, SESSION_VERSION)
+        try:
+            save_json_atomic(self.run_folder / "session.json", data, SESSION_VERSION)
+        except OSError as exc:
+            name = Path(self.content).name if self.content else "this photo"
+            self.show_error(disk_error_info(f"save the pins and history of {name}", exc), "session_save")
+            return False
+        self.show_error(None, "session_save")  # an earlier failed save is now made good
         self.undo_stack.setClean()
+        return True
 
     def _restore(self) -> None:
         try:
