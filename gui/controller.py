@@ -21,6 +21,7 @@ from engine.memory import cpu_speed_warning
 from engine.params import Stage1Params, settings_key
 from engine.results import save_result
 from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
+from engine.wording import count
 
 from .drafts import DraftController
 from .model.disk_errors import disk_error_info
@@ -28,7 +29,6 @@ from .model.errors import ErrorInfo
 from .model.gallery import Gallery
 from .model.session import RunRecord, Session
 from .worker import Job, JobQueue
-from .wording import plural
 
 MATCH_DELAY_MS = 250  # gather quick successive gallery edits into one matching job
 STAGE_NAMES = {"analyze": "Analysing regions", "match": "Matching regions", "decode": "Decoding the result",
@@ -61,7 +61,7 @@ def skipped_files_info(problems: list[ErrorInfo]) -> ErrorInfo:
         details.append(listed + more + ".")
     hints = list(dict.fromkeys(p.hint for p in problems if p.hint))
     serious = next((p.kind for p in problems if p.kind != "duplicate"), "duplicate")
-    return ErrorInfo(serious, f"{plural(len(problems), 'file was', 'files were')} not added: {counts}",
+    return ErrorInfo(serious, f"{count(len(problems), 'file was', 'files were')} not added: {counts}",
                      " ".join(details + hints))
 
 
@@ -97,6 +97,7 @@ class Controller(QObject):
         self.queue.failed.connect(self._on_failed)
         self.queue.cancelled.connect(self._on_cancelled)
         self.gallery.changed.connect(self.schedule_match)
+        self.gallery.problem.connect(self.session.show_error)
         self.gallery.changed.connect(self._gallery_saved)
         self.gallery.save_failed.connect(self._gallery_save_failed)
         self.drafts = DraftController(self, self)
@@ -129,7 +130,8 @@ class Controller(QObject):
         if self.session.content is not None:
             self._analyze_content()
         for ref in self.gallery.references:
-            self._analyze_reference(ref.id)
+            if not self.gallery.is_missing(ref.id):
+                self._analyze_reference(ref.id)
 
     def save_all(self) -> list[str]:
         """Write the session and any gallery change not yet written; what could not be saved, in words."""
@@ -218,7 +220,8 @@ class Controller(QObject):
     def participants(self) -> list[str]:
         """References of a run: the checked ones, plus any a pin names (a pin is an explicit choice)."""
         ids = [r.id for r in self.gallery.enabled()]
-        pinned = [t.ref_id for t in self.session.pins.values() if self.gallery.get(t.ref_id) is not None]
+        pinned = [t.ref_id for t in self.session.pins.values()
+                  if self.gallery.get(t.ref_id) is not None and not self.gallery.is_missing(t.ref_id)]
         return ids + [i for i in dict.fromkeys(pinned) if i not in ids]
 
     @Slot()
@@ -349,7 +352,7 @@ class Controller(QObject):
             session.models_missing = False
             session.show_error(None, "models")  # the models work: "drafts only" is no longer true
             session.analysis = result
-            session.status = f"{plural(len(result.region_ids), 'region')} found"
+            session.status = f"{count(len(result.region_ids), 'region')} found"
             self.schedule_match()
         elif job.kind == "analyze_reference":
             self.gallery.set_analysis(job.key, result)
@@ -397,4 +400,4 @@ class Controller(QObject):
         finally:
             session.running = False  # reset even when saving failed, or Run stays disabled (KAD#814)
         verb = "cancelled at step" if result.cancelled else "finished:"
-        session.status = f"Run {verb} {result.steps_done}/{plural(result.steps_total, 'step')}"
+        session.status = f"Run {verb} {result.steps_done}/{count(result.steps_total, 'step')}"

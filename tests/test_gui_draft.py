@@ -179,8 +179,8 @@ def test_help_copy_diagnostics_and_open_log_folder(make_window, qtbot, tmp_path,
     import gui.main_window as main_window
 
     window = make_window()
-    window.log_file = tmp_path / "logs" / "stylegallery.log"
-    window.settings.qsettings.setValue("model/cache_dir", str(tmp_path / "private-cache"))
+    window.app.log_file = tmp_path / "logs" / "stylegallery.log"
+    window.app.settings.qsettings.setValue("model/cache_dir", str(tmp_path / "private-cache"))
     window.copy_diagnostics()
     text = QApplication.clipboard().text()
     assert text.startswith("StyleGallery diagnostics") and "model/cache_dir" in text

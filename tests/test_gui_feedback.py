@@ -18,7 +18,7 @@ def images(tmp_path):
 
 
 def test_plural_counts_one_as_singular():
-    from gui.wording import plural
+    from engine.wording import count as plural
 
     assert plural(1, "region") == "1 region"
     assert plural(0, "region") == "0 regions"

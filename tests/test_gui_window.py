@@ -239,8 +239,7 @@ def test_settings_dialog_and_switching_models(make_window, qtbot, tmp_path):
     dialog.offline.setChecked(True)
     prefs = dialog.preferences()
     assert (prefs.sd, prefs.device, prefs.offline) == (str(models / "sd15"), "cpu", True)
-    window.settings.set_preferences(prefs)
-    window.apply_preferences(prefs)
+    window.app.apply_preferences(prefs)
     assert window.session.random_weights
     assert window.model_label.text() == "Model: sd15 (RANDOM WEIGHTS)"
     qtbot.waitUntil(lambda: window.device_label.text() == "Device: CPU: slow", timeout=20000)

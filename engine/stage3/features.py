@@ -6,9 +6,9 @@ computed in ONE batched no-grad UNet call per timestep and can be kept in a `Fea
 after a pin change (same content, same references, same timesteps) then only pays for the
 forward and backward through z.
 
-Cache keys hold everything the tensors depend on: model (and fast-mode LoRA), the latent's bytes,
-the timestep, the layers, the precision and the kind (queries or keys/values). At SD1.5 size one image
-costs about 24 MB (queries) or 47 MB (keys + values) per timestep in fp32, so a 150-step run with two
+Cache keys hold everything the tensors depend on: model (and fast-mode LoRA), the latent's bytes and
+shape (the working size), the timestep, the layers, the precision and the kind (queries or keys/values).
+At SD1.5's 512 x 512 one image costs about 24 MB (queries) or 47 MB (keys + values) per timestep in fp32, so a 150-step run with two
 references needs about 18 GB: give the cache a byte budget (memory, least recently used first out)
 and optionally a folder (safetensors files, loaded back bit for bit).
 
@@ -154,6 +154,7 @@ class ReferenceFeatures:
         self._refs = sorted(reference_latents)
         self._items += [(f"ref{i}", reference_latents[i], "kv") for i in self._refs]
         self._digests = {name: latent_digest(latent) for name, latent, _ in self._items}
+        self._shapes = {name: list(latent.shape) for name, latent, _ in self._items}
         self._model_key = model_key
         self._run = FeatureCache.new_run()
 
@@ -209,7 +210,8 @@ class ReferenceFeatures:
         )
 
     def _key(self, name: str, kind: str, timestep: float) -> str:
-        blob = json.dumps({"model": self._model_key, "latent": self._digests[name], "t": float(timestep),
+        blob = json.dumps({"model": self._model_key, "latent": self._digests[name], "shape": self._shapes[name],
+                           "t": float(timestep),
                            "layers": list(self.layers), "precision": self.precision, "kind": kind},
                           sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()

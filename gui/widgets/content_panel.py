@@ -5,12 +5,12 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from engine.wording import count
 from engine.errors import StyleGalleryError
 
 from ..drafts import QUICK_REGIONS_LONG
 from ..model.errors import ErrorInfo
 from ..model.properties import bind
-from ..wording import plural
 from ..model.session import Session
 from .images import load_qimage
 from .region_view import RANDOM_WEIGHTS_NOTE, RegionView
@@ -80,9 +80,9 @@ class ContentPanel(QWidget):
         elif source == "method" and self.session.random_weights:
             note = RANDOM_WEIGHTS_NOTE
         self.view.set_note(note)
-        count = len(self.session.region_shares())
+        regions = len(self.session.region_shares())
         kind = "quick region" if source == "quick" else "region"
-        self.info.setText("" if labels is None else f"{plural(count, kind)} · click one to pin it")
+        self.info.setText("" if labels is None else f"{count(regions, kind)} · click one to pin it")
 
     @Slot()
     def _overlay_changed(self) -> None:

@@ -8,9 +8,10 @@ from html import escape
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
+from engine.wording import count
+
 from ..model.errors import ErrorInfo
 from ..model.session import Session
-from ..wording import plural
 
 MAX_SHOWN = 3  # rows on screen at once; the banner must not push the photo out of the window
 
@@ -65,7 +66,7 @@ class ErrorBanner(QWidget):
         for index, row in enumerate(self.rows):
             self._layout.insertWidget(index, row)
         hidden = len(messages) - len(shown)
-        self.more.setText(f"{plural(hidden, 'earlier message')}: dismiss the ones above to see them")
+        self.more.setText(f"{count(hidden, 'earlier message')}: dismiss the ones above to see them")
         self.more.setVisible(hidden > 0)
         self.setVisible(bool(messages))
 
