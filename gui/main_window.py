@@ -238,7 +238,11 @@ class MainWindow(QMainWindow):
     @Slot()
     def open_log_folder(self) -> None:
         folder = self.app.log_file.parent
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only or full disk: say so, the slot must not raise
+            self.session.show_error(disk_error_info(f"create the log folder {folder}", exc), "save")
+            return
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
             self.statusBar().showMessage(f"The log is in {folder}", 15000)
 

@@ -133,3 +133,17 @@ def test_closing_during_a_run_hides_the_window_before_waiting_for_the_threads(ma
     assert window.close()
     assert seen == [False]  # hidden first: the wait for the step in progress is not a frozen window
     assert not window.controller.queue._thread.isRunning()
+
+
+def test_opening_the_log_folder_on_a_read_only_disk_is_a_message(make_window, monkeypatch, tmp_path):
+    from pathlib import Path
+
+    window = make_window()
+    window.app.log_file = tmp_path / "logs" / "stylegallery.log"
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    window.open_log_folder()
+    assert "read-only" in messages(window, "save")[0].hint
