@@ -2,7 +2,7 @@
 
 Why a thread of its own: the GPU queue runs one job at a time and a running transfer (minutes) cannot be
 interrupted without losing it, so a draft queued behind it would wait minutes. A draft is about a second of
-CPU work on the Magenta ONNX networks, so it runs on a second, light `JobQueue` thread. It asks for the method's
+CPU work on the Magenta ONNX networks, so it runs on a thread of its own (below). It asks for the method's
 regions only once the photo and every reference taking part are analysed (the engine then reads its cache; it
 never starts a stage-1 analysis here), else for quick regions.
 
@@ -27,8 +27,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Slot
 
+from engine.params import DraftParams
 from engine.results import save_png
-from engine.types import ImageRef
+from engine.types import DraftRequest, ImageRef
 
 from .model.errors import ErrorInfo
 from .worker import GenerationWorker, Job
@@ -41,7 +42,6 @@ DRAFT_CLOSE_WAIT_S = 0.5  # closing the window waits at most this long for a run
 MAX_ABANDONED_DRAFTS = 2  # abandoned drafts still running; past this no draft starts until a restart
 STUCK_MESSAGE = ("Drafts stopped: earlier drafts never finished. Your work is unaffected and is saved; restart "
                  "StyleGallery to see drafts again.")
-DRAFT_SIZE = 512  # long side of the draft, pixels
 QUICK_REGIONS = "quick regions"
 QUICK_REGIONS_LONG = "quick regions (a fast classical segmentation, not the method's regions)"
 
@@ -143,13 +143,13 @@ class DraftController(QObject):
             session.draft_message = "No engine: see the message above the photo."
             return None
         source = self.region_source(ids)
-        content, refs = ImageRef(session.content), [self.gallery.image_ref(i) for i in ids]
-        pins = session.engine_pins(ids, source)
-        strength, preserve = session.draft_strength / 100, bool(session.draft_preserve_colour)
-        stage1 = self.controller.stage1  # the analyses' own settings, so the method's regions come from the cache
-        job = Job("draft", lambda on_event, cancel: engine.draft(
-            content, refs, pins=pins, strength=strength, preserve_colour=preserve, size=DRAFT_SIZE, regions=source,
-            stage1=stage1, on_event=on_event, cancel=cancel), key=session.content_sha, context=tuple(ids))
+        # stage1: the analyses' own settings, so the method's regions come from the cache
+        request = DraftRequest(ImageRef(session.content), [self.gallery.image_ref(i) for i in ids],
+                               session.engine_pins(ids, source), regions=source, stage1=self.controller.stage1,
+                               draft=DraftParams(strength=session.draft_strength / 100,
+                                                 preserve_colour=bool(session.draft_preserve_colour)))
+        job = Job("draft", lambda on_event, cancel: engine.draft(request, on_event=on_event, cancel=cancel),
+                  key=session.content_sha, context=tuple(ids))
         self._running = job
         self._thread = threading.Thread(target=self.relay.process, args=(job,), name="stylegallery-draft",
                                         daemon=True)

@@ -120,3 +120,14 @@ def test_bad_label_maps_are_one_line_and_a_nonzero_exit(images, capsys, write, p
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
     assert not out.exists()
+
+
+def test_an_existing_folder_as_out_is_one_line_and_leaves_nothing(images, capsys):
+    out = images / "draft.png"
+    out.mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(draft_argv(images, "--regions", "quick", "--out", str(out)))
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "is a folder" in errors[0]
+    assert not list(images.glob("*partial*"))
