@@ -9,7 +9,8 @@ import argparse
 import threading
 from pathlib import Path
 
-from .common import ProgressBar, add_engine_args, engine_from_args, parse_pin, report_errors
+from .common import (ProgressBar, add_engine_args, add_size_args, engine_from_args, output_params, parse_pin,
+                     report_errors, size_params)
 
 
 def add_parser(subparsers) -> None:
@@ -30,6 +31,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--fast", choices=["none", "lcm", "hyper"], default="none",
                         help="fast mode (LoRA + its schedule; overrides steps, iters, lr and content weight)")
     parser.add_argument("--no-depth", action="store_true", help="skip the depth split in stage 1")
+    add_size_args(parser, output=True)
     add_engine_args(parser)
 
 
@@ -43,7 +45,8 @@ def build_request(args: argparse.Namespace):
     if args.fast != "none":
         stage3 = stage3_for_fast_mode(args.fast, stage3)
     return TransferRequest(content=ImageRef(args.content), references=[ImageRef(p) for p in args.style],
-                           pins=list(args.pin), stage1=Stage1Params(use_depth=not args.no_depth), stage3=stage3)
+                           pins=list(args.pin), stage1=Stage1Params(use_depth=not args.no_depth, **size_params(args)),
+                           stage3=stage3, output=output_params(args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,5 +66,7 @@ def run(args: argparse.Namespace) -> int:
             progress.close()
         save_result(args.out, request, result, model=engine.models.model_id("sd"))
     state = "cancelled after" if result.cancelled else "finished in"
-    print(f"{args.out}: {state} {result.steps_done}/{result.steps_total} steps, {result.seconds:.1f} s")
+    width, height = result.output_size
+    print(f"{args.out}: {width}x{height} ({result.upscale} from {result.working_size[0]}x{result.working_size[1]}), "
+          f"{state} {result.steps_done}/{result.steps_total} steps, {result.seconds:.1f} s")
     return 130 if result.cancelled else 0

@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         if engine is None:
             self.controller.engine, self.controller.engine_error = make_engine(
                 prefs, self.default_cache(), self.controller.engine_event)
+        self.controller.stage1, self.controller.output = prefs.stage1(self.controller.stage1), prefs.output()
         self.session.draft_strength, self.session.draft_preserve_colour = settings.draft_options()
         self._build()
         self._build_menus()
@@ -309,6 +310,7 @@ class MainWindow(QMainWindow):
 
     def apply_preferences(self, prefs: Preferences) -> None:
         engine, error = make_engine(prefs, self.default_cache(), self.controller.engine_event)
+        self.controller.stage1, self.controller.output = prefs.stage1(self.controller.stage1), prefs.output()
         self.session.show_error(None)
         self.controller.use_engine(engine, model_label(prefs), random_weights(prefs.model_source()), error)
 

@@ -1,5 +1,5 @@
-"""Preferences in QSettings (model source, device, precision, cache folder, draft options, one-time notices,
-window geometry).
+"""Preferences in QSettings (model source, device, precision, cache folder, working and result size, draft options,
+one-time notices, window geometry).
 
 Documents (gallery, pins, history) are not preferences: they live as JSON in the data folder. QSettings
 hands back "true"/"false" strings on some back ends, so every bool is read with `type=bool`.
@@ -7,15 +7,19 @@ hands back "true"/"false" strings on some back ends, so every bool is read with 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
-from engine.params import ModelSource
+from engine.params import MAX_SIDE_RANGE, ModelSource, OutputParams, Stage1Params
 
 DEVICES = ("auto", "cuda", "cpu")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+SIZE_POLICIES = ("aspect", "square")
+MAX_SIDES = tuple(range(MAX_SIDE_RANGE[0], MAX_SIDE_RANGE[1] + 1, Stage1Params.size_multiple))
+OUTPUT_SIZES = ("photo", "working", str(OutputParams.max_side // 2), str(OutputParams.max_side))  # or a long side
+UPSCALES = ("auto", "refine", "fast")
 
 
 @dataclass(frozen=True)
@@ -29,9 +33,25 @@ class Preferences:
     device: str = "auto"
     precision: str = "auto"
     cache_dir: str = ""  # empty: <data folder>/cache
+    size_policy: str = Stage1Params.size_policy
+    max_side: int = Stage1Params.max_side
+    output_size: str = "photo"
+    upscale: str = OutputParams.upscale
 
     def model_source(self) -> ModelSource:
         return ModelSource(sd=self.sd, dinov2=self.dinov2, depth=self.depth, offline=self.offline)
+
+    def stage1(self, base: Stage1Params) -> Stage1Params:
+        """`base` with the working size chosen here (an unknown stored value falls back to the default)."""
+        policy = self.size_policy if self.size_policy in SIZE_POLICIES else Stage1Params.size_policy
+        side = self.max_side if self.max_side in MAX_SIDES else Stage1Params.max_side
+        return replace(base, size_policy=policy, max_side=side)
+
+    def output(self) -> OutputParams:
+        """The result's size and the way there."""
+        size = self.output_size if self.output_size in OUTPUT_SIZES else "photo"
+        return OutputParams(size=int(size) if size.isdigit() else size,
+                            upscale=self.upscale if self.upscale in UPSCALES else OutputParams.upscale)
 
 
 def data_folder() -> Path:

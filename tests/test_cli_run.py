@@ -21,7 +21,7 @@ def test_run_writes_image_and_details(tiny_model_source, tiny_cache_dir, sample_
                       *engine_args(tiny_model_source, tiny_cache_dir)])
     assert code == 0
     image = Image.open(out)
-    assert image.size == (512, 512)
+    assert image.size == Image.open(sample_images["content"]).size  # the photo's own size
     assert json.loads(image.text["stylegallery"])["pins"] == [
         {"content_region": 1, "style_index": 1, "style_region": None}]
     details = json.loads(out.with_suffix(".json").read_text())["data"]
