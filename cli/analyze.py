@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import ProgressBar, add_engine_args, add_size_args, engine_from_args, report_errors, size_params
+from engine.wording import count
+
+from .common import (ProgressBar, add_engine_args, add_size_args, add_working_size_arg, engine_from_args,
+                     report_errors, size_params)
 
 OVERLAY_ALPHA = 0.5
 
@@ -26,6 +29,7 @@ def add_parser(subparsers) -> None:
                         help="your own regions: an RGB label image the size of the photo (or of the working size), "
                              "one colour per region, black = keep the automatic regions")
     parser.add_argument("--no-depth", action="store_true", help="skip the depth split and re-merge (faster)")
+    add_working_size_arg(parser)
     parser.add_argument("--inversion-steps", type=int, default=None, help="DDIM inversion steps (default 15)")
     parser.add_argument("--max-regions", type=int, default=None,
                         help="largest k tried by the clustering (default 10; the depth split can add more)")
@@ -39,7 +43,7 @@ def _params(args):
     from engine.errors import InvalidRequest
     from engine.params import Stage1Params
 
-    params = Stage1Params(use_depth=not args.no_depth, **size_params(args))
+    params = Stage1Params(use_depth=not args.no_depth, image_size=args.working_size, **size_params(args))
     if args.inversion_steps is not None:
         if not 1 <= args.inversion_steps <= 1000 // params.inversion_stride:
             raise InvalidRequest(f"--inversion-steps must be 1..{1000 // params.inversion_stride}")
@@ -91,22 +95,23 @@ def run(args) -> int:
     import numpy as np
 
     from engine.images import load_image
+    from engine.outputs import check_output_folder
     from engine.types import ImageRef
 
     with report_errors():
         params = _params(args)
         image = load_image(args.image)  # fail on a bad image before any model loads
+        check_output_folder(args.out, "--out folder")  # and on an output that cannot be written
         engine = engine_from_args(args)
         bar = ProgressBar()
         try:
             analysis = engine.analyze(ImageRef(args.image, args.mask), params, on_event=bar)
         finally:
             bar.close()
-        args.out.mkdir(parents=True, exist_ok=True)
         stem = args.image.stem
         overlay(image, analysis.labels).save(args.out / f"{stem}_regions.png")
         np.save(args.out / f"{stem}_labels.npy", analysis.labels)
         info = summary(args, analysis)
         (args.out / f"{stem}_regions.json").write_text(json.dumps(info, indent=1))
-        print(f"{len(info['regions'])} regions -> {args.out / (stem + '_regions.png')}")
+        print(f"{count(len(info['regions']), 'region')} -> {args.out / (stem + '_regions.png')}")
     return 0

@@ -1,12 +1,24 @@
 """Shared CLI plumbing: engine errors to one readable line, and a text progress bar for StepEvents."""
 from __future__ import annotations
 
+import argparse
 import sys
 from contextlib import contextmanager
 from typing import Iterator
 
-from engine.errors import StyleGalleryError
+from engine.errors import Cancelled, StyleGalleryError, describe_os_error
 from engine.types import StepEvent
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` shows each option's default, except where there is none worth showing (required options, flags,
+    empty lists, unset values)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        default = action.default
+        if action.required or default is None or default is False or default == [] or default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
 
 
 @contextmanager
@@ -14,12 +26,15 @@ def report_errors() -> Iterator[None]:
     """Turn engine errors, bad files and Ctrl-C into one line on stderr and a non-zero exit."""
     try:
         yield
+    except Cancelled:
+        print("stylegallery: cancelled", file=sys.stderr)
+        raise SystemExit(130) from None
     except StyleGalleryError as exc:
         hint = f" ({exc.hint})" if exc.hint else ""
         print(f"stylegallery: error: {exc}{hint}", file=sys.stderr)
         raise SystemExit(2) from None
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"stylegallery: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+    except OSError as exc:  # full disk, read-only folder, permissions, over-long names, ...
+        print(f"stylegallery: error: {describe_os_error(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("stylegallery: cancelled", file=sys.stderr)
@@ -64,9 +79,36 @@ def add_engine_args(parser) -> None:
     group.add_argument("--offline", action="store_true", help="never touch the network (HF cache and local files only)")
     group.add_argument("--allow-pickle", action="store_true", help="allow pickled .ckpt checkpoints (runs their code)")
     group.add_argument("--device", default="auto", help="auto, cuda, cpu or a torch device string")
-    group.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    group.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                       help="precision the models run in (auto: fp16 on a CUDA GPU, else fp32)")
     group.add_argument("--cache-dir", default=None, help="stage cache folder (default: the user data folder)")
     group.add_argument("--no-cache", action="store_true", help="recompute everything, even if a cached result exists")
+
+
+WORKING_SIZE_STEP = 64  # the UNet halves the latent three times: a side of the working picture is a multiple of 64
+
+
+def working_size(text: str) -> int:
+    """--working-size: a multiple of 64 from 64 to 2048."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not (WORKING_SIZE_STEP <= value <= 2048 and value % WORKING_SIZE_STEP == 0):
+        raise argparse.ArgumentTypeError(f"working size {text!r} is not a multiple of {WORKING_SIZE_STEP} "
+                                         "from 64 to 2048")
+    return value
+
+
+def add_working_size_arg(parser) -> None:
+    """--working-size: the size the method works at (Stage1Params.image_size); smaller is faster and uses less
+    memory, with coarser regions."""
+    from engine.params import Stage1Params
+
+    parser.add_argument("--working-size", type=working_size, default=Stage1Params().image_size, metavar="PIXELS",
+                        help="the method works at about PIXELS x PIXELS of area in the photo's shape (the side of "
+                             "the square with --size-policy square; a multiple of 64); smaller is faster and needs "
+                             "less memory, with coarser regions")
 
 
 def add_size_args(parser, output: bool = False) -> None:
@@ -126,8 +168,11 @@ def engine_from_args(args):
 
     source = ModelSource(sd=args.model, dinov2=args.dinov2, depth=args.depth_model, offline=args.offline,
                          allow_pickle=args.allow_pickle, single_file_config=args.model_config)
-    return Engine(source, device=args.device, precision=args.precision,
-                  cache_dir=Path(args.cache_dir) if args.cache_dir else None, use_cache=not args.no_cache)
+    engine = Engine(source, device=args.device, precision=args.precision,
+                    cache_dir=Path(args.cache_dir) if args.cache_dir else None, use_cache=not args.no_cache)
+    if engine.cache is not None:
+        engine.cache.check_writable()  # before the work, which would otherwise end on the cache write
+    return engine
 
 
 def parse_pin(text: str):

@@ -7,17 +7,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Literal, Protocol
 
 import numpy as np
 
-from .params import LATENT_FACTOR, MatchParams, OutputParams, Stage1Params, Stage3Params
+from .params import LATENT_FACTOR, DraftParams, MatchParams, OutputParams, Stage1Params, Stage3Params
 
 
 class CancelFlag(Protocol):
     """Anything with `is_set()`, e.g. `threading.Event`. Checked every step and in inner loops."""
 
     def is_set(self) -> bool: ...
+
+
+def is_cancelled(cancel: CancelFlag | None) -> bool:
+    """The check made between the passes of a step as well as between steps: a CPU step takes many seconds, and
+    closing the window or pressing Cancel must not wait for all of it."""
+    return cancel is not None and cancel.is_set()
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,23 @@ class TransferRequest:
     match: MatchParams = field(default_factory=MatchParams)
     stage3: Stage3Params = field(default_factory=Stage3Params)
     output: OutputParams = field(default_factory=OutputParams)
+
+
+DraftRegions = Literal["auto", "method", "quick"]
+
+
+@dataclass
+class DraftRequest:
+    """All one instant draft needs (`Engine.draft`). `regions` "method": stage 1's regions and stage 2's matches
+    (`stage1`, `match`); "quick": the classical stand-ins; "auto": "method" when its models are here."""
+
+    content: ImageRef
+    references: list[ImageRef]
+    pins: list[Pin] = field(default_factory=list)
+    regions: DraftRegions = "auto"
+    stage1: Stage1Params = field(default_factory=Stage1Params)
+    match: MatchParams = field(default_factory=MatchParams)
+    draft: DraftParams = field(default_factory=DraftParams)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Glue between the document model and the engine: turns user actions into GPU jobs and results into state.
 
-All engine calls run on the `JobQueue`'s thread; every handler here runs in the GUI thread (queued slots).
+All engine calls run on the `JobQueue`'s thread; every handler here runs in the GUI thread (queued slots). Each
+job carries its own handlers (`Job.on_done`, `on_failed`, `on_cancelled`); `_on_failed` adds what every failure
+shows.
 The engine is called through closures made at submit time, so a settings change (a new Engine) applies to
 the next job while a running one finishes with the engine it started with.
 """
@@ -21,22 +23,47 @@ from engine.memory import cpu_speed_warning
 from engine.params import OutputParams, Stage1Params, settings_key
 from engine.results import save_result
 from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
+from engine.wording import count
 
 from .drafts import DraftController
+from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .model.gallery import Gallery
 from .model.session import RunRecord, Session
-from .worker import Job, JobQueue
+from .worker import Job, JobHandler, JobQueue
 
 MATCH_DELAY_MS = 250  # gather quick successive gallery edits into one matching job
 STAGE_NAMES = {"analyze": "Analysing regions", "match": "Matching regions", "decode": "Decoding the result",
                "download": "Downloading models", "transfer": "Style transfer"}
-MODEL_JOBS = ("analyze_content", "analyze_reference", "match", "transfer")  # the jobs that need the full models
 DRAFT_ONLY = "Drafts only for now: the full method needs models that are not on this computer"
 NO_MODELS = "The full method needs models that are not on this computer"
 GET_MODELS = ("To get them, connect to the internet and press Run: Stable Diffusion 1.5, DINOv2 and a depth model "
               "download once (about 5.6 GB, progress in the status bar). Or point File > Settings… at models "
               "already on disk.{meanwhile} Details: {details}")
+
+JOB_TOPICS = {"analyze_content": "content", "transfer": "run"}  # banner topic of a failed job (see Session.show_error)
+SKIPPED_KINDS = {"duplicate": "already in the gallery", "not_an_image": "not an image",
+                 "image_unreadable": "unreadable or damaged", "image_too_large": "too large"}
+DETAILS_PER_KIND = 3  # file messages listed per kind of problem; the rest are counted
+
+
+def skipped_files_info(problems: list[ErrorInfo]) -> ErrorInfo:
+    """Several skipped files as one message that names every kind of problem (a duplicate at the top of a folder
+    must not hide damaged files further down): counts in the message, the files in the hint."""
+    groups: dict[str, list[ErrorInfo]] = {}
+    for problem in problems:
+        groups.setdefault(problem.kind, []).append(problem)
+    counts = ", ".join(f"{len(group)} {SKIPPED_KINDS.get(kind, kind.replace('_', ' '))}"
+                       for kind, group in groups.items())
+    details = []
+    for group in groups.values():
+        listed = "; ".join(p.message for p in group[:DETAILS_PER_KIND])
+        more = f"; and {len(group) - DETAILS_PER_KIND} more" if len(group) > DETAILS_PER_KIND else ""
+        details.append(listed + more + ".")
+    hints = list(dict.fromkeys(p.hint for p in problems if p.hint))
+    serious = next((p.kind for p in problems if p.kind != "duplicate"), "duplicate")
+    return ErrorInfo(serious, f"{count(len(problems), 'file was', 'files were')} not added: {counts}",
+                     " ".join(details + hints))
 
 
 def draft_only_info(info: ErrorInfo, drafts_work: bool) -> ErrorInfo:
@@ -68,14 +95,15 @@ class Controller(QObject):
         self.queue.step.connect(self._on_step)
         self._engine_event.connect(self._on_step)
         self.queue.busy_changed.connect(self._busy_changed)
-        self.queue.done.connect(self._on_done)
         self.queue.failed.connect(self._on_failed)
-        self.queue.cancelled.connect(self._on_cancelled)
         self.gallery.changed.connect(self.schedule_match)
+        self.gallery.problem.connect(lambda info: self.session.show_error(info, "gallery"))
+        self.gallery.changed.connect(self._gallery_saved)
+        self.gallery.save_failed.connect(self._gallery_save_failed)
         self.drafts = DraftController(self, self)
         self.session.random_weights = random_weights
         if gallery.load_error is not None:
-            session.show_error(gallery.load_error)
+            session.show_error(gallery.load_error, "gallery")
 
     # ----- engine
     def use_engine(self, engine: Any, model_label: str, random_weights: bool,
@@ -96,15 +124,24 @@ class Controller(QObject):
         """Ask for the device summary, then analyse the open content and every reference (cached by the engine)."""
         self.model_changed.emit(self.model_label)
         if self.engine is None:
-            self.session.show_error(self.engine_error)
+            self.session.show_error(self.engine_error, "models")
             return
-        self._submit("device", lambda engine, on_event, cancel: engine.device_summary())
+        self._submit("device", lambda engine, on_event, cancel: engine.device_summary(), self._device_known)
         if self.session.content is not None:
             self._analyze_content()
         for ref in self.gallery.references:
-            self._analyze_reference(ref.id)
+            if not self.gallery.is_missing(ref.id):
+                self._analyze_reference(ref.id)
+
+    def save_all(self) -> list[str]:
+        """Write the session and any gallery change not yet written; what could not be saved, in words."""
+        unsaved = [] if self.session.save() else ["the pins and run history of the open photo"]
+        if self.gallery.unsaved and not self.gallery.save():
+            unsaved.append("the gallery's latest changes (new, renamed or removed references)")
+        return unsaved
 
     def shutdown(self) -> None:
+        """Stop both threads (they stop at their next cancel check) and save."""
         self._match_timer.stop()
         self.drafts.shutdown()
         self.queue.shutdown()
@@ -116,11 +153,14 @@ class Controller(QObject):
         try:
             image = load_image(path)
         except ImageUnreadable as exc:
-            self.session.show_error(ErrorInfo.from_exception(exc))
+            self.session.show_error(ErrorInfo.from_exception(exc), "content")
+            return False
+        except OSError as exc:  # a name too long to even look at
+            self.session.show_error(disk_error_info(f"open {Path(path).name[:80]}", exc, "image_unreadable"), "content")
             return False
         self.queue.cancel("analyze_content")
         self.queue.cancel("match")
-        self.session.show_error(None)
+        self.session.show_error(None, "content")  # an earlier photo's problem is no longer news
         self.session.open(Path(path), pixel_sha256(image))
         self._analyze_content()
         return True
@@ -130,7 +170,7 @@ class Controller(QObject):
         self.session.status = "Analysing the photo…"
         stage1 = self.stage1
         self._submit("analyze_content", lambda engine, on_event, cancel: engine.analyze(
-            ref, stage1, on_event=on_event, cancel=cancel), key=self.session.content_sha)
+            ref, stage1, on_event=on_event, cancel=cancel), self._content_analysed, key=self.session.content_sha)
 
     # ----- gallery
     def add_references(self, paths: list[Path], family: str = "") -> list[str]:
@@ -141,8 +181,12 @@ class Controller(QObject):
         return added
 
     def add_reference_image(self, image, name: str = "Pasted image") -> str | None:
-        ref_id = self.gallery.add_image(image, name)
-        if ref_id is None:
+        try:
+            ref_id = self.gallery.add_image(image, name)
+        except OSError as exc:
+            self._report([disk_error_info(f"add the {name.lower()} to the gallery", exc)])
+            return None
+        if ref_id is None and not self.gallery.read_only:  # a read-only gallery reported itself
             self._report([ErrorInfo("duplicate", "The pasted image is already in the gallery")])
         else:
             self._analyze_reference(ref_id)
@@ -152,25 +196,32 @@ class Controller(QObject):
         self.queue.cancel("analyze_reference", ref_id)
         self.gallery.remove(ref_id)
 
+    @Slot(object)
+    def _gallery_save_failed(self, info: ErrorInfo) -> None:
+        self.session.show_error(info, "gallery_save")
+
+    @Slot()
+    def _gallery_saved(self) -> None:
+        if not self.gallery.unsaved:
+            self.session.show_error(None, "gallery_save")  # a later write carried the change
+
     def _analyze_reference(self, ref_id: str) -> None:
         ref = self.gallery.image_ref(ref_id)
         stage1 = self.stage1
         self._submit("analyze_reference", lambda engine, on_event, cancel: engine.analyze(
-            ref, stage1, on_event=on_event, cancel=cancel), key=ref_id)
+            ref, stage1, on_event=on_event, cancel=cancel), self._reference_analysed, key=ref_id)
 
     def _report(self, problems: list[ErrorInfo]) -> None:
-        if len(problems) == 1:
-            self.session.show_error(problems[0])
-        elif problems:
-            first = problems[0]
-            self.session.show_error(ErrorInfo(first.kind, f"{first.message} (and {len(problems) - 1} more files "
-                                              "were skipped)", first.hint))
+        """One banner message for everything an add skipped, every kind of problem named in it."""
+        if problems:
+            self.session.show_error(problems[0] if len(problems) == 1 else skipped_files_info(problems), "gallery")
 
     # ----- matching
     def participants(self) -> list[str]:
         """References of a run: the checked ones, plus any a pin names (a pin is an explicit choice)."""
         ids = [r.id for r in self.gallery.enabled()]
-        pinned = [t.ref_id for t in self.session.pins.values() if self.gallery.get(t.ref_id) is not None]
+        pinned = [t.ref_id for t in self.session.pins.values()
+                  if self.gallery.get(t.ref_id) is not None and not self.gallery.is_missing(t.ref_id)]
         return ids + [i for i in dict.fromkeys(pinned) if i not in ids]
 
     @Slot()
@@ -197,7 +248,8 @@ class Controller(QObject):
         self.session.status = "Matching regions…"
         stage1 = self.stage1
         self._submit("match", lambda engine, on_event, cancel: engine.match(
-            content, refs, stage1=stage1, on_event=on_event, cancel=cancel), key=self.session.content_sha, context=tuple(ids))
+            content, refs, stage1=stage1, on_event=on_event, cancel=cancel), self._matched,
+            key=self.session.content_sha, context=tuple(ids))
 
     # ----- generation
     def run(self) -> Job | None:
@@ -206,22 +258,23 @@ class Controller(QObject):
         if session.running:
             return None
         if session.content is None:
-            session.show_error(ErrorInfo("invalid_request", "Open a photo first", "File > Open photo…"))
+            session.show_error(ErrorInfo("invalid_request", "Open a photo first", "File > Open photo…"), "run")
             return None
         ids = self.participants()
         if not ids:
             session.show_error(ErrorInfo("invalid_request", "No reference takes part in the run",
-                                         "Check at least one reference in the gallery."))
+                                         "Check at least one reference in the gallery."), "run")
             return None
         request = TransferRequest(ImageRef(session.content), [self.gallery.image_ref(i) for i in ids],
                                   session.engine_pins(ids), stage1=self.stage1, stage3=session.stage3(),
                                   output=self.output)
         context = {"ids": ids, "request": request, "started": time.monotonic()}
         job = self._submit("transfer", lambda engine, on_event, cancel: engine.transfer(
-            request, on_event=on_event, cancel=cancel), key=session.content_sha, context=context)
+            request, on_event=on_event, cancel=cancel), self._finish_run, key=session.content_sha, context=context,
+            on_failed=self._run_failed, on_cancelled=self._run_cancelled)
         if job is None:
             return None
-        session.show_error(None)
+        session.show_error(None, "run")  # the last run's failure; other messages stay
         session.running = True
         session.progress = (0, request.stage3.steps)
         session.loss = None
@@ -229,14 +282,18 @@ class Controller(QObject):
         session.status = "Running…"
         return job
 
-    def _submit(self, kind: str, call: Callable[[Any, Any, Any], Any], key: str = "", context: Any = None) -> Job | None:
-        """Queue `call(engine, on_event, cancel)` with the engine in use now; None (and the reason shown) without one."""
+    def _submit(self, kind: str, call: Callable[[Any, Any, Any], Any], on_done: JobHandler, key: str = "",
+                context: Any = None, on_failed: JobHandler | None = None,
+                on_cancelled: JobHandler | None = None) -> Job | None:
+        """Queue `call(engine, on_event, cancel)` with the engine in use now, and the handlers of its outcome;
+        None (and the reason shown) without an engine."""
         engine = self.engine
         if engine is None:
             self.session.show_error(self.engine_error or ErrorInfo(
-                "model_missing", "No model is loaded", "Check the model source in Settings."))
+                "model_missing", "No model is loaded", "Check the model source in Settings."), "models")
             return None
-        return self.queue.submit(Job(kind, lambda on_event, cancel: call(engine, on_event, cancel), key, context))
+        return self.queue.submit(Job(kind, lambda on_event, cancel: call(engine, on_event, cancel), key, context,
+                                     on_done, on_failed, on_cancelled))
 
     def cancel_run(self) -> None:
         self.queue.cancel("transfer")
@@ -290,48 +347,58 @@ class Controller(QObject):
         if not busy:
             self.session.activity = None
 
-    @Slot(object, object)
-    def _on_done(self, job: Job, result: Any) -> None:
+    def _device_known(self, job: Job, summary: str) -> None:
+        self.device_changed.emit(str(summary))
+        warning = cpu_speed_warning(str(getattr(self.engine, "device", "")))
+        if warning:
+            self.speed_warning.emit(warning)
+
+    def _content_analysed(self, job: Job, analysis) -> None:
         session = self.session
-        if job.kind == "device":
-            self.device_changed.emit(str(result))
-            warning = cpu_speed_warning(str(getattr(self.engine, "device", "")))
-            if warning:
-                self.speed_warning.emit(warning)
-        elif job.kind == "analyze_content" and job.key == session.content_sha:
-            session.models_missing = False
-            session.analysis = result
-            session.status = f"{len(result.region_ids)} regions found"
-            self.schedule_match()
-        elif job.kind == "analyze_reference":
-            self.gallery.set_analysis(job.key, result)
-            self.schedule_match()
-        elif job.kind == "match" and job.key == session.content_sha:
-            session.match_refs = job.context
-            session.match_table = result
-            session.status = "Regions matched"
-        elif job.kind == "transfer":
-            self._finish_run(job, result)
+        if job.key != session.content_sha:
+            return  # another photo was opened meanwhile
+        session.models_missing = False
+        session.show_error(None, "models")  # the models work: "drafts only" is no longer true
+        session.analysis = analysis
+        session.status = f"{count(len(analysis.region_ids), 'region')} found"
+        self.schedule_match()
+
+    def _reference_analysed(self, job: Job, analysis) -> None:
+        self.gallery.set_analysis(job.key, analysis)
+        self.schedule_match()
+
+    def _matched(self, job: Job, table) -> None:
+        session = self.session
+        if job.key != session.content_sha:
+            return
+        session.match_refs = job.context
+        session.match_table = table
+        session.status = "Regions matched"
 
     @Slot(object, object)
     def _on_failed(self, job: Job, info: ErrorInfo) -> None:
-        if job.kind == "transfer":
-            self.session.running = False
-        if info.kind == "model_missing" and job.kind in MODEL_JOBS:
+        """What every failure shows (after the job's own `on_failed`): a missing model explains the drafts-only state."""
+        if info.kind == "model_missing":
             info = draft_only_info(info, self.drafts.unavailable is None and draft_available()[0])
             self.session.models_missing = True
         self.session.status = info.message
-        self.session.show_error(info)
+        self.session.show_error(info, "models" if self.session.models_missing else JOB_TOPICS.get(job.kind, ""))
 
-    @Slot(object, object)
-    def _on_cancelled(self, job: Job, partial: Any) -> None:
-        if job.kind != "transfer":
-            return
+    def _run_failed(self, job: Job, info: ErrorInfo) -> None:
+        self._run_stopped()
+
+    def _run_cancelled(self, job: Job, partial: TransferResult | None) -> None:
         if partial is not None:
             self._finish_run(job, partial)
         else:
-            self.session.running = False
+            self._run_stopped()
             self.session.status = "Run cancelled"
+
+    def _run_stopped(self) -> None:
+        """A run ended with no result (failed, or cancelled before its first step): Run comes back and the
+        progress bar goes idle instead of showing the dead run's "0/150" (KAD#814)."""
+        self.session.running = False
+        self.session.progress = (0, 0)
 
     def _finish_run(self, job: Job, result: TransferResult) -> None:
         session = self.session
@@ -339,9 +406,8 @@ class Controller(QObject):
             if job.key == session.content_sha:
                 self._record_run(job, result)
         except OSError as exc:
-            session.show_error(ErrorInfo("save_failed", f"Could not save the result: {exc}",
-                                         "Check that the data folder is writable and has free space."))
+            session.show_error(disk_error_info("save the result", exc), "run")
         finally:
             session.running = False  # reset even when saving failed, or Run stays disabled (KAD#814)
         verb = "cancelled at step" if result.cancelled else "finished:"
-        session.status = f"Run {verb} {result.steps_done}/{result.steps_total} steps"
+        session.status = f"Run {verb} {result.steps_done}/{count(result.steps_total, 'step')}"

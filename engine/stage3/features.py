@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..types import CancelFlag, is_cancelled
 from .attention import FeatureStore, capture_self_attention, forward_until_recorded
 
 Tensors = dict[str, torch.Tensor]
@@ -157,7 +158,8 @@ class ReferenceFeatures:
         self._model_key = model_key
         self._run = FeatureCache.new_run()
 
-    def at(self, timestep: float) -> StepFeatures:
+    def at(self, timestep: float, cancel: CancelFlag | None = None) -> StepFeatures | None:
+        """The features at `timestep`; None when `cancel` is set before one of its batched passes."""
         found: dict[str, Tensors] = {}
         missing = []
         for name, latent, kind in self._items:
@@ -172,6 +174,8 @@ class ReferenceFeatures:
             by_shape.setdefault(tuple(item[1].shape), []).append(item)
         chunks = [group[start:start + size] for group in by_shape.values() for start in range(0, len(group), size)]
         for chunk in chunks:
+            if is_cancelled(cancel):
+                return None
             computed = self._compute(chunk, timestep)
             for name, _, kind in chunk:
                 if self.cache is not None:

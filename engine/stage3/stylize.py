@@ -24,7 +24,7 @@ from .attention import FeatureStore, capture_self_attention, forward_until_recor
 from ..params import FAST_MODES, VAE_SCALING_FACTOR, Stage3Params
 from ..preview import latent_to_rgb
 from .features import FeatureCache, ReferenceFeatures, StepFeatures, autocast_for
-from ..types import CancelFlag, EventCallback, LossRecord, RegionMatch, StepEvent
+from ..types import CancelFlag, EventCallback, LossRecord, RegionMatch, StepEvent, is_cancelled
 
 if TYPE_CHECKING:
     from ..models import SDModels
@@ -273,11 +273,13 @@ def optimise(unet, z: torch.Tensor, timesteps: list[float], provider: ReferenceF
     losses: list[LossRecord] = []
     skipped = 0
     for timestep in timesteps:
-        features = provider.at(timestep)
+        features = provider.at(timestep, cancel)  # checks `cancel` between its batched passes
         for _ in range(params.iters_per_step):
-            if cancel is not None and cancel.is_set():
+            if features is None or is_cancelled(cancel):
                 return Optimisation(losses, skipped, True)
             parts = evaluate_loss(unet, z, timestep, embeds, features, terms, params)
+            if is_cancelled(cancel):  # between the z pass and its backward, the costlier half of a step
+                return Optimisation(losses, skipped, True)
             (z.grad,) = torch.autograd.grad(scaler.scale(parts.total), [z])
             scale_before = scaler.get_scale() if scaler.is_enabled() else 0.0
             scaler.step(optimizer)
@@ -307,7 +309,8 @@ def reference_features(sd: "SDModels", embeds: torch.Tensor, content_latent: np.
 def stylize(sd: "SDModels", text_embeds: torch.Tensor, content: StyleInputs, references: list[StyleInputs],
             matches: dict[int, RegionMatch], params: Stage3Params, on_event: EventCallback | None = None,
             cancel: CancelFlag | None = None, feature_cache: FeatureCache | None = None) -> StylizeOutcome:
-    """Run stage 3 and decode the result. A cancelled run stops at the next step and returns its partial latent."""
+    """Run stage 3 and decode the result. A cancelled run stops at the next check (between steps, between the
+    feature passes and the z pass, between the z pass and its backward) and returns its partial latent."""
     if content.c15 is None:
         raise ValueError("the content's StyleInputs needs c15 (the start of the optimisation)")
     unet = sd.unet
