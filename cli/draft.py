@@ -49,6 +49,8 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from engine.errors import InvalidRequest
+    from engine.models import random_weights
+    from engine.outputs import check_output_file
     from engine.results import save_png
 
     with report_errors():
@@ -56,6 +58,7 @@ def run(args) -> int:
             raise InvalidRequest("--labels gives the regions itself: leave out --regions")
         if args.assignment is not None and args.labels is None:
             raise InvalidRequest("--assignment needs the --labels it refers to")
+        check_output_file(args.out, "--out file")
         engine = engine_from_args(args)
         bar = ProgressBar()
         try:
@@ -63,6 +66,8 @@ def run(args) -> int:
         finally:
             bar.close()
         meta = result.metadata()
+        if result.region_source == "method" and random_weights(engine.source):
+            meta["regions"]["random_weights"] = True  # regions from RANDOM-WEIGHT test models: say so, as the window does
         meta["inputs"] = {"content": str(args.content), "references": [str(p) for p in args.style]}
         save_png(args.out, result.image, meta)
         json_path = args.out.with_suffix(".json")

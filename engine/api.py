@@ -89,8 +89,8 @@ class Engine:
                on_event: EventCallback | None, cancel: CancelFlag | None
                ) -> tuple[MatchTable, Analysis, list[Analysis]]:
         """Stage 2 on images already opened (content first), so each file is decoded once per call."""
+        model, processor = self.models.dinov2  # loaded, so checked, before the analyses
         analyses = [self._analyze(item, stage1, on_event, cancel) for item in loaded]
-        model, processor = self.models.dinov2
         alignment = resolved_alignment(params.sem_alignment, stage1.size_policy)
         with out_of_memory_guard("the matching"), torch.no_grad():
             tokens = [cached_dinov2_tokens(self.cache, self.models.model_id("dinov2"), model, processor, picture,
@@ -157,6 +157,7 @@ class Engine:
 
         started = time.perf_counter()
         loaded = _load_all(request.content, request.references)
+        self.models.sd  # stage 3's model: loaded, so checked, before any work
         table, content, references = self._match(loaded, request.pins, request.stage1, request.match, on_event,
                                                  cancel)
         photo, stage3 = loaded[0][0], self._stage3_params(request.stage3)

@@ -26,6 +26,7 @@ from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
 from engine.wording import count
 
 from .drafts import DraftController
+from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .model.gallery import Gallery
 from .model.session import RunRecord, Session
@@ -95,7 +96,9 @@ class Controller(QObject):
         self.queue.busy_changed.connect(self._busy_changed)
         self.queue.failed.connect(self._on_failed)
         self.gallery.changed.connect(self.schedule_match)
-        self.gallery.problem.connect(self.session.show_error)
+        self.gallery.problem.connect(lambda info: self.session.show_error(info, "gallery"))
+        self.gallery.changed.connect(self._gallery_saved)
+        self.gallery.save_failed.connect(self._gallery_save_failed)
         self.drafts = DraftController(self, self)
         self.session.random_weights = random_weights
         if gallery.load_error is not None:
@@ -129,7 +132,15 @@ class Controller(QObject):
             if not self.gallery.is_missing(ref.id):
                 self._analyze_reference(ref.id)
 
+    def save_all(self) -> list[str]:
+        """Write the session and any gallery change not yet written; what could not be saved, in words."""
+        unsaved = [] if self.session.save() else ["the pins and run history of the open photo"]
+        if self.gallery.unsaved and not self.gallery.save():
+            unsaved.append("the gallery's latest changes (new, renamed or removed references)")
+        return unsaved
+
     def shutdown(self) -> None:
+        """Stop both threads (they stop at their next cancel check) and save."""
         self._match_timer.stop()
         self.drafts.shutdown()
         self.queue.shutdown()
@@ -142,6 +153,9 @@ class Controller(QObject):
             image = load_image(path)
         except ImageUnreadable as exc:
             self.session.show_error(ErrorInfo.from_exception(exc), "content")
+            return False
+        except OSError as exc:  # a name too long to even look at
+            self.session.show_error(disk_error_info(f"open {Path(path).name[:80]}", exc, "image_unreadable"), "content")
             return False
         self.queue.cancel("analyze_content")
         self.queue.cancel("match")
@@ -166,8 +180,12 @@ class Controller(QObject):
         return added
 
     def add_reference_image(self, image, name: str = "Pasted image") -> str | None:
-        ref_id = self.gallery.add_image(image, name)
-        if ref_id is None:
+        try:
+            ref_id = self.gallery.add_image(image, name)
+        except OSError as exc:
+            self._report([disk_error_info(f"add the {name.lower()} to the gallery", exc)])
+            return None
+        if ref_id is None and not self.gallery.read_only:  # a read-only gallery reported itself
             self._report([ErrorInfo("duplicate", "The pasted image is already in the gallery")])
         else:
             self._analyze_reference(ref_id)
@@ -176,6 +194,15 @@ class Controller(QObject):
     def remove_reference(self, ref_id: str) -> None:
         self.queue.cancel("analyze_reference", ref_id)
         self.gallery.remove(ref_id)
+
+    @Slot(object)
+    def _gallery_save_failed(self, info: ErrorInfo) -> None:
+        self.session.show_error(info, "gallery_save")
+
+    @Slot()
+    def _gallery_saved(self) -> None:
+        if not self.gallery.unsaved:
+            self.session.show_error(None, "gallery_save")  # a later write carried the change
 
     def _analyze_reference(self, ref_id: str) -> None:
         ref = self.gallery.image_ref(ref_id)
@@ -377,8 +404,7 @@ class Controller(QObject):
             if job.key == session.content_sha:
                 self._record_run(job, result)
         except OSError as exc:
-            session.show_error(ErrorInfo("save_failed", f"Could not save the result: {exc}",
-                                         "Check that the data folder is writable and has free space."), "run")
+            session.show_error(disk_error_info("save the result", exc), "run")
         finally:
             session.running = False  # reset even when saving failed, or Run stays disabled (KAD#814)
         verb = "cancelled at step" if result.cancelled else "finished:"

@@ -162,7 +162,7 @@ def test_queue_reports_failures_and_keeps_working(queue, qtbot):
 
     infos = []
     queue.failed.connect(lambda job, info: infos.append(info))
-    with qtbot.waitSignals([queue.failed, queue.failed, queue.done], timeout=5000):
+    with qtbot.waitSignals([queue.failed, queue.failed, queue.done], timeout=30000):
         queue.submit(Job("transfer", oom))
         queue.submit(Job("transfer", bug))
         queue.submit(Job("device", lambda on_event, cancel: "CPU: slow"))
