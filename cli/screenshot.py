@@ -52,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
 def _shoot(args: argparse.Namespace, tmp: Path) -> int:
     from PySide6.QtCore import QSettings
 
-    from gui.app import create_app
-    from gui.main_window import MainWindow
+    from gui.app import create_app, open_window
     from gui.model.session import PinTarget
     from gui.settings import AppSettings, Preferences
 
@@ -75,7 +74,7 @@ def _shoot(args: argparse.Namespace, tmp: Path) -> int:
         settings.set_preferences(Preferences(sd=str(models / "sd15"), dinov2=str(models / "dinov2"),
                                              depth=str(models / "depth"), offline=True, device="auto"))
     width, height = (int(v) for v in args.size.lower().split("x"))
-    window = MainWindow(settings, tmp / "data")
+    window = open_window(settings, tmp / "data")
     window.resize(width, height)
     window.show()
     controller, session = window.controller, window.session

@@ -53,11 +53,11 @@ class OutOfMemory(StyleGalleryError):
             "working size (--working-size 384).")
 
 
-class DocumentUnreadable(StyleGalleryError):
-    """A saved document (gallery index, pins, history) and its backup are both damaged."""
+class DocumentTooNew(StyleGalleryError):
+    """A saved document was written by a newer StyleGallery: this one opens it read-only and never saves over it."""
 
-    kind = "document_unreadable"
-    hint = "Move the damaged files out of the data folder to start afresh, or repair them by hand."
+    kind = "document_too_new"
+    hint = "Update StyleGallery to edit it; this version leaves the file as it is."
 
 
 class OutputUnwritable(StyleGalleryError):

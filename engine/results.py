@@ -35,9 +35,12 @@ def result_document(request: TransferRequest, result: TransferResult, model: str
         "steps_done": result.steps_done,
         "steps_total": result.steps_total,
         "seconds": round(result.seconds, 3),
+        "working_size": list(result.working_size),
+        "output_size": list(result.output_size),
+        "upscale": result.upscale,
         "pins": [dataclasses.asdict(pin) for pin in request.pins],
         "params": {"stage1": settings_key(request.stage1), "match": settings_key(request.match),
-                   "stage3": settings_key(request.stage3)},
+                   "stage3": settings_key(request.stage3), "output": settings_key(request.output)},
         "matches": [dataclasses.asdict(match) for match in result.matches.matches.values()],
         "candidates": [dataclasses.asdict(pair) for pair in result.matches.pairs],
         "losses": [dataclasses.asdict(loss) for loss in result.losses],
@@ -62,7 +65,7 @@ def save_png(path: Path, image, metadata: dict) -> Path:
 
 
 PNG_KEYS = ("model", "random_weights", "status", "partial", "steps_done", "steps_total", "pins", "params",
-            "references")
+            "references", "working_size", "output_size", "upscale")
 
 
 def save_result(out: Path, request: TransferRequest, result: TransferResult, model: str,

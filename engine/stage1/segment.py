@@ -18,14 +18,14 @@ from ..cache import DiskCache, cache_key, load_analysis, save_analysis
 from .clustering import Clustering, cluster_features, seeded_global_rng
 from .depth import predict_depth
 from ..errors import Cancelled, InvalidRequest
-from ..images import pixel_sha256, resize_to_square
+from ..images import pixel_sha256, resize_to
 from .inversion import ddim_invert, encode_latent
-from ..params import Stage1Params
+from ..params import LATENT_FACTOR, Stage1Params, working_size
 from .regions import (apply_user_mask, depth_split, depth_grid, merge_clusters, remove_small_pieces,
                       user_mask_grid)
 from ..types import Analysis, CancelFlag, EventCallback, StepEvent
 
-CACHE_VERSION = 1  # bump when the stage-1 arithmetic changes, so old entries are not reused
+CACHE_VERSION = 2  # bump when the stage-1 arithmetic changes, so old entries are not reused
 
 
 @dataclass
@@ -65,7 +65,7 @@ def segment(fmix: torch.Tensor, latent: torch.Tensor, depth: torch.Tensor | None
                                        params.merge_threshold, params.merge_rule)
         steps["step6_merge"] = grid(labels)
         if depth is not None:
-            pixels_depth = depth_grid(depth.to(device), height, params.depth_norm_eps).reshape(-1)
+            pixels_depth = depth_grid(depth.to(device), shape, params.depth_norm_eps).reshape(-1)
             labels, count = depth_split(labels, count, pixels_depth, params)
             steps["step7_depth_split"] = grid(labels)
             labels, count = merge_clusters(labels, count, pixels_latent, params.remerge_latent_threshold,
@@ -82,9 +82,10 @@ def segment(fmix: torch.Tensor, latent: torch.Tensor, depth: torch.Tensor | None
 
 
 def analysis_key(image_sha256: str, params: Stage1Params, sd_model_id: str, depth_model_id: str | None,
-                 mask_sha256: str | None, device: torch.device, dtype: torch.dtype) -> str:
-    """Everything that changes a stage-1 result, hashed."""
+                 mask_sha256: str | None, device: torch.device, dtype: torch.dtype, size: tuple[int, int]) -> str:
+    """Everything that changes a stage-1 result, hashed (`size`: the working size in pixels)."""
     return cache_key({"stage": "analysis", "version": CACHE_VERSION, "image": image_sha256, "params": params,
+                      "working_size": list(size),
                       "sd": sd_model_id, "depth": depth_model_id if params.use_depth else None,
                       "user_mask": mask_sha256, "device": torch.device(device).type, "dtype": str(dtype)})
 
@@ -119,13 +120,14 @@ def analyze_image(bundle, image: Image.Image, params: Stage1Params | None = None
     if cancel is not None and cancel.is_set():
         raise Cancelled("Analysis cancelled")
     image_sha = pixel_sha256(image)
+    size = working_size(*image.size, params)
     mask_ids = None
     mask_sha = None
     if user_mask is not None:
-        mask_ids = user_mask_grid(user_mask, params.image_size, params.image_size // 8)
+        mask_ids = user_mask_grid(user_mask, (size, image.size), (size[1] // LATENT_FACTOR, size[0] // LATENT_FACTOR))
         mask_sha = pixel_sha256(user_mask)
     key = analysis_key(image_sha, params, bundle.model_id("sd"), bundle.model_id("depth"), mask_sha,
-                       bundle.device, bundle.dtype)
+                       bundle.device, bundle.dtype, size)
     if cache is not None:
         cached = load_analysis(cache, key)
         if cached is not None and (not keep_intermediates or "x_pca" in cached.steps):
@@ -135,7 +137,7 @@ def analyze_image(bundle, image: Image.Image, params: Stage1Params | None = None
 
     sd = bundle.sd
     depth_model = bundle.depth if params.use_depth else None  # loaded, so checked, before the SD work
-    latent = encode_latent(sd.vae, resize_to_square(image, params.image_size))
+    latent = encode_latent(sd.vae, resize_to(image, size))
     advance("Encoded the image")
     inversion = ddim_invert(sd.unet, latent, bundle.empty_prompt_embeds(), sd.ddim_scheduler().alphas_cumprod,
                             params, cancel, on_step=lambda i: advance(f"Inversion step {i + 1}"))
