@@ -106,7 +106,8 @@ def add_working_size_arg(parser) -> None:
     from engine.params import Stage1Params
 
     parser.add_argument("--working-size", type=working_size, default=Stage1Params().image_size, metavar="PIXELS",
-                        help="side of the picture the method works at (a multiple of 64); smaller is faster and "
+                        help="the method works at about PIXELS x PIXELS (a multiple of 64; the size policy keeps the "
+                             "aspect); smaller is faster and "
                              "needs less memory, with coarser regions")
 
 
