@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from engine.draft import Drafter  # noqa: E402
 from engine.draft.onnx_models import StyleNetworks  # noqa: E402
 from engine.images import load_image  # noqa: E402
+from engine.params import DraftParams  # noqa: E402
 from engine.types import Pin  # noqa: E402
 
 BENCH = ROOT.parent / "shared" / "benchmark"
@@ -63,18 +64,19 @@ def one_trial(networks: StyleNetworks, content, refs, size: int, every_ref: bool
     labels, assignment = bands(len(refs)) if every_ref else (None, None)
     with tempfile.TemporaryDirectory() as cache:
         drafter = Drafter(cache_dir=Path(cache), networks=networks)
-        common = dict(labels=labels, assignment=assignment, size=size)
-        first, wall, cpu = timed(drafter, content, refs, **common)
+        common = dict(labels=labels, assignment=assignment)
+        params = DraftParams(size=size)
+        first, wall, cpu = timed(drafter, content, refs, params, **common)
         used = sorted({m.style_index for m in first.matches.values()})
         times = {"first": wall, "first_cpu": cpu, "passes": len(used), "stages": first.timings}
         largest = max(first.matches, key=lambda r: (first.labels == r).sum())
         current = first.matches[largest].style_index
         unused = [i for i in range(len(refs)) if i not in used]
         if unused:
-            times["pin_new"] = timed(drafter, content, refs, pins=[Pin(largest, unused[0])], **common)[1]
+            times["pin_new"] = timed(drafter, content, refs, params, pins=[Pin(largest, unused[0])], **common)[1]
         # back to its first reference if it moved, else to another reference with a pass: passes all cached
         target = current if unused else next((i for i in used if i != current), current)
-        times["recomposite"] = timed(drafter, content, refs, pins=[Pin(largest, target)], **common)[1]
+        times["recomposite"] = timed(drafter, content, refs, params, pins=[Pin(largest, target)], **common)[1]
     return times
 
 
@@ -93,7 +95,7 @@ def main() -> int:
     load = time.perf_counter() - t
     contents = [load_image(p) for p in sorted((BENCH / "content").glob("*.png"))]
     # warm-up on an image not timed: first onnxruntime runs and library imports are one-offs per process
-    Drafter(cache_dir=Path(tempfile.mkdtemp()), networks=networks).draft(contents[-1], references(1, 99), size=512)
+    Drafter(cache_dir=Path(tempfile.mkdtemp()), networks=networks).draft(contents[-1], references(1, 99))
 
     print(f"# draft benchmark: {platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, onnxruntime CPU, "
           f"threads={args.threads or 'default'}, load average at start {os.getloadavg()[0]:.1f}")

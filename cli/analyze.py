@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine.wording import count
 
-from .common import ProgressBar, add_engine_args, engine_from_args, report_errors
+from .common import ProgressBar, add_engine_args, add_working_size_arg, engine_from_args, report_errors
 
 OVERLAY_ALPHA = 0.5
 
@@ -27,6 +27,7 @@ def add_parser(subparsers) -> None:
                         help="your own regions: an RGB label image of exactly 512x512, one colour per region, "
                              "black = keep the automatic regions")
     parser.add_argument("--no-depth", action="store_true", help="skip the depth split and re-merge (faster)")
+    add_working_size_arg(parser)
     parser.add_argument("--inversion-steps", type=int, default=None, help="DDIM inversion steps (default 15)")
     parser.add_argument("--max-regions", type=int, default=None,
                         help="largest k tried by the clustering (default 10; the depth split can add more)")
@@ -39,7 +40,7 @@ def _params(args):
     from engine.errors import InvalidRequest
     from engine.params import Stage1Params
 
-    params = Stage1Params(use_depth=not args.no_depth)
+    params = Stage1Params(use_depth=not args.no_depth, image_size=args.working_size)
     if args.inversion_steps is not None:
         if not 1 <= args.inversion_steps <= 1000 // params.inversion_stride:
             raise InvalidRequest(f"--inversion-steps must be 1..{1000 // params.inversion_stride}")
@@ -89,18 +90,19 @@ def run(args) -> int:
     import numpy as np
 
     from engine.images import load_image
+    from engine.outputs import check_output_folder
     from engine.types import ImageRef
 
     with report_errors():
         params = _params(args)
         image = load_image(args.image)  # fail on a bad image before any model loads
+        check_output_folder(args.out, "--out folder")  # and on an output that cannot be written
         engine = engine_from_args(args)
         bar = ProgressBar()
         try:
             analysis = engine.analyze(ImageRef(args.image, args.mask), params, on_event=bar)
         finally:
             bar.close()
-        args.out.mkdir(parents=True, exist_ok=True)
         stem = args.image.stem
         overlay(image, analysis.labels).save(args.out / f"{stem}_regions.png")
         np.save(args.out / f"{stem}_labels.npy", analysis.labels)

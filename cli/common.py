@@ -1,12 +1,24 @@
 """Shared CLI plumbing: engine errors to one readable line, and a text progress bar for StepEvents."""
 from __future__ import annotations
 
+import argparse
 import sys
 from contextlib import contextmanager
 from typing import Iterator
 
 from engine.errors import Cancelled, StyleGalleryError, describe_os_error
 from engine.types import StepEvent
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` shows each option's default, except where there is none worth showing (required options, flags,
+    empty lists, unset values)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        default = action.default
+        if action.required or default is None or default is False or default == [] or default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
 
 
 @contextmanager
@@ -67,9 +79,35 @@ def add_engine_args(parser) -> None:
     group.add_argument("--offline", action="store_true", help="never touch the network (HF cache and local files only)")
     group.add_argument("--allow-pickle", action="store_true", help="allow pickled .ckpt checkpoints (runs their code)")
     group.add_argument("--device", default="auto", help="auto, cuda, cpu or a torch device string")
-    group.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    group.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                       help="precision the models run in (auto: fp16 on a CUDA GPU, else fp32)")
     group.add_argument("--cache-dir", default=None, help="stage cache folder (default: the user data folder)")
     group.add_argument("--no-cache", action="store_true", help="recompute everything, even if a cached result exists")
+
+
+WORKING_SIZE_STEP = 64  # the UNet halves the latent three times: a side of the working picture is a multiple of 64
+
+
+def working_size(text: str) -> int:
+    """--working-size: a multiple of 64 from 64 to 2048."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not (WORKING_SIZE_STEP <= value <= 2048 and value % WORKING_SIZE_STEP == 0):
+        raise argparse.ArgumentTypeError(f"working size {text!r} is not a multiple of {WORKING_SIZE_STEP} "
+                                         "from 64 to 2048")
+    return value
+
+
+def add_working_size_arg(parser) -> None:
+    """--working-size: the size the method works at (Stage1Params.image_size); smaller is faster and uses less
+    memory, with coarser regions."""
+    from engine.params import Stage1Params
+
+    parser.add_argument("--working-size", type=working_size, default=Stage1Params().image_size, metavar="PIXELS",
+                        help="side of the picture the method works at (a multiple of 64); smaller is faster and "
+                             "needs less memory, with coarser regions")
 
 
 def engine_from_args(args):

@@ -3,6 +3,7 @@ result below it (two tabs), matches and generation controls right; menus, shortc
 device and model."""
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from .widgets.generation_panel import GenerationPanel
 from .widgets.matches_panel import MatchesPanel
 from .widgets.result_panel import ResultPanel
 from .widgets.settings_dialog import SettingsDialog
+
+log = logging.getLogger(__name__)
 
 APP_TITLE = "StyleGallery"
 SPEED_TIP = ("In this window the Instant draft tab previews the restyle in about a second, and the Fast mode "

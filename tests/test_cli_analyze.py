@@ -75,3 +75,17 @@ def test_analyze_writes_overlay_labels_and_summary(tmp_path, tiny_models_dir, ca
         main([*args, "--mask", str(bad_mask)])
     assert exit_info.value.code == 2
     assert "512x512" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("problem", ["out is a file", "cache is a file"])
+def test_unwritable_outputs_are_refused_before_any_model_loads(tmp_path, capsys, problem):
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (64, 64), (120, 30, 200)).save(image)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    (out if problem == "out is a file" else cache).write_text("a file")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyze", str(image), "--out", str(out), "--cache-dir", str(cache), "--offline",
+              "--model", str(tmp_path / "no-model")])  # a model error would mean the check came too late
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file, not a folder" in err[0]

@@ -85,3 +85,19 @@ def test_rerun_after_a_pin_change_reuses_stage3_features(tiny_engine, sample_ima
     assert first_misses > 0
     assert cache.hits > hits  # the content's queries (and any unchanged reference) come back
     assert cache.misses - misses < first_misses  # only what the new pin needs is computed
+
+
+@pytest.mark.parametrize("broken", ["dinov2", "depth"])
+def test_every_model_is_checked_before_the_work(tiny_model_source, sample_images, tmp_path, monkeypatch, broken):
+    """A missing or damaged DINOv2 or depth model must stop a run before the SD work, not after it."""
+    from engine.api import Engine
+    from engine.errors import ModelMissing
+    from engine.stage1 import segment
+
+    source = dataclasses.replace(tiny_model_source, **{broken: str(tmp_path / "missing")})
+    engine = Engine(source, device="cpu", precision="fp32", cache_dir=tmp_path / "cache")
+    encoded = []
+    monkeypatch.setattr(segment, "encode_latent", lambda *args: encoded.append(1))
+    with pytest.raises(ModelMissing):
+        engine.transfer(request(sample_images))
+    assert encoded == []

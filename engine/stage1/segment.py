@@ -136,14 +136,14 @@ def analyze_image(bundle, image: Image.Image, params: Stage1Params | None = None
             return cached
 
     sd = bundle.sd
+    depth_model = bundle.depth if params.use_depth else None  # loaded, so checked, before the SD work
     latent = encode_latent(sd.vae, resize_to(image, size))
     advance("Encoded the image")
     inversion = ddim_invert(sd.unet, latent, bundle.empty_prompt_embeds(), sd.ddim_scheduler().alphas_cumprod,
                             params, cancel, on_step=lambda i: advance(f"Inversion step {i + 1}"))
     depth = None
-    if params.use_depth:
-        depth_model, processor = bundle.depth
-        depth = predict_depth(depth_model, processor, image)
+    if depth_model is not None:
+        depth = predict_depth(*depth_model, image)
         advance("Estimated depth")
     result = segment(inversion.fmix, latent[0], None if depth is None else depth.depth, params, mask_ids,
                      cancel, on_k=lambda k: advance(f"Clustering with k = {k}"))

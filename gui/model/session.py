@@ -404,7 +404,7 @@ class Session(QObject):
             save_json_atomic(self.run_folder / "session.json", data, SESSION_VERSION, validate=parse_session)
         except StyleGalleryError as exc:  # a newer StyleGallery wrote it meanwhile: leave it to that one
             self.read_only = True
-            self.show_error(ErrorInfo.from_exception(exc))
+            self.show_error(ErrorInfo.from_exception(exc), "save")
             return False
         except OSError as exc:
             name = Path(self.content).name if self.content else "this photo"
@@ -421,7 +421,7 @@ class Session(QObject):
         self.read_only = loaded.read_only
         problem = document_problem(loaded)
         if problem is not None:
-            self.show_error(problem)
+            self.show_error(problem, "content")  # about this photo's session: withdrawn when another opens
         saved: SavedSession | None = loaded.data
         if saved is None:
             return
