@@ -39,9 +39,11 @@ from typing import Iterator
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository first
 
+from benchmarks.common import BENCH, FAMILIES  # noqa: E402
+from benchmarks.model_folders import (DEPTH_PROCESSOR, DINOV2_PROCESSOR, SD15_MODEL_INDEX, calibrate_vae,  # noqa: E402
+                                      save_json, write_tokenizer)
 from benchmarks.reference_stage3 import reference_stylize  # noqa: E402
 from engine.device import DTYPES, pick_device  # noqa: E402
 from engine.images import load_image, resize_to  # noqa: E402
@@ -54,10 +56,6 @@ from engine.stage2.dinov2_tokens import dinov2_tokens  # noqa: E402
 from engine.stage3.features import FeatureCache  # noqa: E402
 from engine.stage3.stylize import StyleInputs, decode_latent, initial_latent, stylize  # noqa: E402
 from engine.types import RegionMatch  # noqa: E402
-from tests.tiny_models import DEPTH_PROCESSOR, DINOV2_PROCESSOR, SD15_MODEL_INDEX, calibrate_vae, write_tokenizer  # noqa: E402,E501
-
-BENCH = ROOT.parent / "shared" / "benchmark"
-FAMILIES = ["VanGogh", "WaterColor", "Cubism", "InkWashPainting", "Fauvism"]
 
 # SD1.5's own config values (stable-diffusion-v1-5 unet/vae/text_encoder config.json).
 SD15_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
@@ -98,9 +96,9 @@ def build_models(root: Path, depth: str) -> ModelSource:
         del model
         gc.collect()
     write_tokenizer(sd / "tokenizer", SD15_TEXT["vocab_size"])
-    _save_json(sd / "scheduler" / "scheduler_config.json", {"_class_name": "DDIMScheduler", **SD15_DDIM_CONFIG})
-    _save_json(sd / "model_index.json", SD15_MODEL_INDEX)
-    _save_json(root / "dinov2" / "preprocessor_config.json", DINOV2_PROCESSOR)
+    save_json(sd / "scheduler" / "scheduler_config.json", {"_class_name": "DDIMScheduler", **SD15_DDIM_CONFIG})
+    save_json(sd / "model_index.json", SD15_MODEL_INDEX)
+    save_json(root / "dinov2" / "preprocessor_config.json", DINOV2_PROCESSOR)
     if depth != "none":
         backbone, head = DEPTH_VARIANTS[depth]
         config = DepthAnythingConfig(backbone_config=Dinov2Config(patch_size=14, image_size=518,
@@ -108,13 +106,8 @@ def build_models(root: Path, depth: str) -> ModelSource:
                                      reassemble_hidden_size=backbone["hidden_size"], patch_size=14,
                                      depth_estimation_type="relative", **head)
         DepthAnythingForDepthEstimation(config).eval().save_pretrained(root / "depth")
-        _save_json(root / "depth" / "preprocessor_config.json", DEPTH_PROCESSOR)
+        save_json(root / "depth" / "preprocessor_config.json", DEPTH_PROCESSOR)
     return ModelSource(sd=str(sd), dinov2=str(root / "dinov2"), depth=str(root / "depth"), offline=True)
-
-
-def _save_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2))
 
 
 class PeakMemory:

@@ -85,18 +85,22 @@ def add_engine_args(parser) -> None:
     group.add_argument("--no-cache", action="store_true", help="recompute everything, even if a cached result exists")
 
 
-WORKING_SIZE_STEP = 64  # the UNet halves the latent three times: a side of the working picture is a multiple of 64
+MAX_WORKING_SIZE = 2048  # a sanity bound for the option, far above what fits a consumer GPU
 
 
 def working_size(text: str) -> int:
-    """--working-size: a multiple of 64 from 64 to 2048."""
+    """--working-size: a multiple of Stage1Params.size_multiple (the UNet halves the latent three times), up to
+    MAX_WORKING_SIZE."""
+    from engine.params import Stage1Params
+
+    step = Stage1Params().size_multiple
     try:
         value = int(text)
     except ValueError:
         value = 0
-    if not (WORKING_SIZE_STEP <= value <= 2048 and value % WORKING_SIZE_STEP == 0):
-        raise argparse.ArgumentTypeError(f"working size {text!r} is not a multiple of {WORKING_SIZE_STEP} "
-                                         "from 64 to 2048")
+    if not (step <= value <= MAX_WORKING_SIZE and value % step == 0):
+        raise argparse.ArgumentTypeError(f"working size {text!r} is not a multiple of {step} from {step} to "
+                                         f"{MAX_WORKING_SIZE}")
     return value
 
 

@@ -316,7 +316,8 @@ class Controller(QObject):
             random_weights=session.random_weights,
             final_loss=result.losses[-1].total if result.losses else None,
         )
-        save_result(session.run_folder / record.file, request, result, model=self.model_label)
+        save_result(session.run_folder / record.file, request, result, model=self.model_label,
+                    random_weights=session.random_weights)
         session.add_run(record)
         return record
 
