@@ -379,11 +379,13 @@ class Controller(QObject):
     @Slot(object, object)
     def _on_failed(self, job: Job, info: ErrorInfo) -> None:
         """What every failure shows (after the job's own `on_failed`): a missing model explains the drafts-only state."""
+        topic = JOB_TOPICS.get(job.kind, "")
         if info.kind == "model_missing":
             info = draft_only_info(info, self.drafts.unavailable is None and draft_available()[0])
             self.session.models_missing = True
+            topic = "models"
         self.session.status = info.message
-        self.session.show_error(info, "models" if self.session.models_missing else JOB_TOPICS.get(job.kind, ""))
+        self.session.show_error(info, topic)
 
     def _run_failed(self, job: Job, info: ErrorInfo) -> None:
         self._run_stopped()
