@@ -23,6 +23,7 @@ from engine.results import save_result
 from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
 
 from .drafts import DraftController
+from .gallery_analysis import GalleryAnalysis
 from .model.errors import ErrorInfo
 from .model.gallery import Gallery
 from .model.session import RunRecord, Session
@@ -31,7 +32,8 @@ from .worker import Job, JobQueue
 MATCH_DELAY_MS = 250  # gather quick successive gallery edits into one matching job
 STAGE_NAMES = {"analyze": "Analysing regions", "match": "Matching regions", "decode": "Decoding the result",
                "download": "Downloading models", "transfer": "Style transfer"}
-MODEL_JOBS = ("analyze_content", "analyze_reference", "match", "transfer")  # the jobs that need the full models
+# the jobs that need the full models
+MODEL_JOBS = ("analyze_content", "analyze_reference", "analyze_gallery", "match", "transfer")
 DRAFT_ONLY = "Drafts only for now: the full method needs models that are not on this computer"
 NO_MODELS = "The full method needs models that are not on this computer"
 GET_MODELS = ("To get them, connect to the internet and press Run: Stable Diffusion 1.5, DINOv2 and a depth model "
@@ -72,6 +74,7 @@ class Controller(QObject):
         self.queue.cancelled.connect(self._on_cancelled)
         self.gallery.changed.connect(self.schedule_match)
         self.drafts = DraftController(self, self)
+        self.gallery_analysis = GalleryAnalysis(self, self)
         self.session.random_weights = random_weights
         if gallery.load_error is not None:
             session.show_error(gallery.load_error)
@@ -92,7 +95,8 @@ class Controller(QObject):
         self.drafts.engine_changed()
 
     def start(self) -> None:
-        """Ask for the device summary, then analyse the open content and every reference (cached by the engine)."""
+        """Ask for the device summary, analyse the open content and the references its runs use now, and the rest
+        of the gallery in the background (`GalleryAnalysis`; everything is cached by the engine)."""
         self.model_changed.emit(self.model_label)
         if self.engine is None:
             self.session.show_error(self.engine_error)
@@ -100,11 +104,18 @@ class Controller(QObject):
         self._submit("device", lambda engine, on_event, cancel: engine.device_summary())
         if self.session.content is not None:
             self._analyze_content()
-        for ref in self.gallery.references:
-            self._analyze_reference(ref.id)
+        used = self.participants()
+        for ref_id in used:
+            self._analyze_reference(ref_id)
+        self.gallery_analysis.start([r.id for r in self.gallery.references if r.id not in used])
+
+    def stop_gallery_analysis(self) -> None:
+        """Stop analysing the unused references (the next start resumes where this stopped)."""
+        self.gallery_analysis.stop()
 
     def shutdown(self) -> None:
         self._match_timer.stop()
+        self.gallery_analysis.stop()
         self.drafts.shutdown()
         self.queue.shutdown()
         self.session.save()
@@ -148,7 +159,7 @@ class Controller(QObject):
         return ref_id
 
     def remove_reference(self, ref_id: str) -> None:
-        self.queue.cancel("analyze_reference", ref_id)
+        self.queue.cancel(key=ref_id)  # its foreground or background analysis
         self.gallery.remove(ref_id)
 
     def _analyze_reference(self, ref_id: str) -> None:
@@ -269,6 +280,8 @@ class Controller(QObject):
     @Slot(object, object)
     def _on_step(self, job: Job | None, event: StepEvent) -> None:
         session = self.session
+        if job is not None and job.kind == "analyze_gallery":
+            return  # background work: its progress is the gallery's, not the status bar's
         if job is not None and job.kind == "transfer" and event.stage == "transfer":
             session.progress = (event.step, event.total)
             if event.loss is not None:

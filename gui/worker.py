@@ -36,7 +36,7 @@ JobFunction = Callable[[EventCallback, CancelFlag], Any]
 class Job:
     """One unit of GPU work. `run(on_event, cancel)` calls the engine; `key` says what it is about (a reference id)."""
 
-    kind: str  # "device", "analyze_content", "analyze_reference", "match", "transfer", "draft"
+    kind: str  # "device", "analyze_content", "analyze_reference", "analyze_gallery", "match", "transfer", "draft"
     run: JobFunction
     key: str = ""
     context: Any = None  # whatever the controller needs when the result comes back

@@ -41,6 +41,7 @@ class Gallery(QObject):
 
     changed = Signal()  # the list, a name, a family or a checkbox changed
     analysis_changed = Signal(str)  # reference id whose analysis (or its state) changed
+    background_progress_changed = Signal(object)  # (done, total) of the background analyses, or None
 
     def __init__(self, folder: Path, parent: QObject | None = None):
         super().__init__(parent)
@@ -48,6 +49,7 @@ class Gallery(QObject):
         self.images = self.folder / "images"
         self._refs: list[Reference] = []
         self._analyses: dict[str, Analysis] = {}
+        self._background_progress: tuple[int, int] | None = None
         self.load_error: ErrorInfo | None = None  # set when index.json cannot be read: then it is never overwritten
         self._load()
 
@@ -77,6 +79,16 @@ class Gallery(QObject):
 
     def analysis(self, ref_id: str) -> Analysis | None:
         return self._analyses.get(ref_id)
+
+    @property
+    def background_progress(self) -> tuple[int, int] | None:
+        """(done, total) of the references being analysed in the background; None when none are."""
+        return self._background_progress
+
+    def set_background_progress(self, progress: tuple[int, int] | None) -> None:
+        if progress != self._background_progress:
+            self._background_progress = progress
+            self.background_progress_changed.emit(progress)
 
     # ----- adding
     def add_paths(self, paths: list[Path], family: str = "") -> tuple[list[str], list[ErrorInfo]]:
