@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from engine.wording import count
+
 from .common import ProgressBar, add_engine_args, engine_from_args, report_errors
 
 OVERLAY_ALPHA = 0.5
@@ -104,5 +106,5 @@ def run(args) -> int:
         np.save(args.out / f"{stem}_labels.npy", analysis.labels)
         info = summary(args, analysis)
         (args.out / f"{stem}_regions.json").write_text(json.dumps(info, indent=1))
-        print(f"{len(info['regions'])} regions -> {args.out / (stem + '_regions.png')}")
+        print(f"{count(len(info['regions']), 'region')} -> {args.out / (stem + '_regions.png')}")
     return 0

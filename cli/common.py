@@ -5,7 +5,7 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
-from engine.errors import StyleGalleryError
+from engine.errors import Cancelled, StyleGalleryError, describe_os_error
 from engine.types import StepEvent
 
 
@@ -14,12 +14,15 @@ def report_errors() -> Iterator[None]:
     """Turn engine errors, bad files and Ctrl-C into one line on stderr and a non-zero exit."""
     try:
         yield
+    except Cancelled:
+        print("stylegallery: cancelled", file=sys.stderr)
+        raise SystemExit(130) from None
     except StyleGalleryError as exc:
         hint = f" ({exc.hint})" if exc.hint else ""
         print(f"stylegallery: error: {exc}{hint}", file=sys.stderr)
         raise SystemExit(2) from None
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"stylegallery: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+    except OSError as exc:  # full disk, read-only folder, permissions, over-long names, ...
+        print(f"stylegallery: error: {describe_os_error(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("stylegallery: cancelled", file=sys.stderr)
@@ -78,8 +81,11 @@ def engine_from_args(args):
 
     source = ModelSource(sd=args.model, dinov2=args.dinov2, depth=args.depth_model, offline=args.offline,
                          allow_pickle=args.allow_pickle, single_file_config=args.model_config)
-    return Engine(source, device=args.device, precision=args.precision,
-                  cache_dir=Path(args.cache_dir) if args.cache_dir else None, use_cache=not args.no_cache)
+    engine = Engine(source, device=args.device, precision=args.precision,
+                    cache_dir=Path(args.cache_dir) if args.cache_dir else None, use_cache=not args.no_cache)
+    if engine.cache is not None:
+        engine.cache.check_writable()  # before the work, which would otherwise end on the cache write
+    return engine
 
 
 def parse_pin(text: str):

@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from engine.wording import count
+
 from .common import ProgressBar, add_engine_args, engine_from_args, parse_pin, report_errors
 
 
@@ -100,10 +102,11 @@ def _saved_regions_draft(engine, args, bar):
 def summary(meta: dict, references: list[Path]) -> list[str]:
     """Readable lines: which regions and matches were used (quick ones named as such), then one per region."""
     regions, matches = meta["regions"], meta["matches"]
-    kind = ("quick regions (classical segmentation, not the method's stage 1)" if regions["source"] == "quick"
-            else "regions from the method (stage 1)")
+    quick = regions["source"] == "quick"
+    found = count(len(regions["by_id"]), "quick region" if quick else "region")
+    kind = " (classical segmentation, not the method's stage 1)" if quick else " from the method (stage 1)"
     how = "quick matching (style vector + colour)" if matches["source"] == "quick" else "the method's matches (stage 2)"
-    lines = [f"region source: {regions['source']}; {len(regions['by_id'])} {kind}; references by {how}"]
+    lines = [f"region source: {regions['source']}; {found}{kind}; references by {how}"]
     for region, match in matches["by_region"].items():
         where = regions["by_id"][region]
         part = "" if match["reference_region"] is None else f" region {match['reference_region']}"

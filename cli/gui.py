@@ -25,8 +25,7 @@ def run(args: argparse.Namespace) -> int:
     # stdout/stderr) it also gives the libraries a stream to print to.
     log_file = setup_logging()
 
-    from gui.app import create_app
-    from gui.main_window import MainWindow
+    from gui.app import create_app, open_window
     from gui.settings import AppSettings, data_folder
 
     app = create_app()
@@ -35,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
         with tempfile.TemporaryDirectory(prefix="stylegallery-smoke-") as tmp:
             settings = AppSettings(QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat))
-            window = MainWindow(settings, Path(tmp) / "data", log_file=log_file)
+            window = open_window(settings, Path(tmp) / "data", log_file=log_file)
             window.show()
             app.processEvents()
             window.close()
@@ -43,14 +42,33 @@ def run(args: argparse.Namespace) -> int:
             print("smoke: window built and closed")
         return 0
 
+    from gui.data_folder import DataFolderUnavailable, claim_data_folder
+
     settings = AppSettings()
-    window = MainWindow(settings, Path(args.data_dir) if args.data_dir else data_folder(), log_file=log_file)
+    folder = Path(args.data_dir) if args.data_dir else data_folder()
+    cache_dir = settings.preferences().cache_dir
+    try:
+        lock = claim_data_folder(folder, [Path(cache_dir)] if cache_dir else [])  # held until the app exits
+    except DataFolderUnavailable as exc:
+        from PySide6.QtWidgets import QMessageBox
+
+        QMessageBox.warning(None, "StyleGallery", f"{exc.message}.\n\n{exc.hint}")
+        return 1
+    window = open_window(settings, folder, log_file=log_file)
     window.show()
     if not settings.first_run_done:
         from gui.settings import sd_source_kind
         from gui.widgets.first_run import ask_first_run
 
         settings.first_run_done = True
-        if sd_source_kind(settings.preferences().sd) == "hub" and ask_first_run(window):
-            window.open_settings()
-    return app.exec()
+        prefs = settings.preferences()
+        if sd_source_kind(prefs.sd) == "hub":
+            choice = ask_first_run(window, prefs)
+            if choice.prefs != prefs:  # the commercial depth model, chosen before any download
+                window.app.apply_preferences(choice.prefs)
+            if choice.open_settings:
+                window.open_settings()
+    try:
+        return app.exec()
+    finally:
+        lock.unlock()

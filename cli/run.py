@@ -1,32 +1,40 @@
 """`main.py run`: the whole method on one content image and one or more references.
 
 Writes OUT.png (with the job's parameters in its PNG metadata) and OUT.json (matches with scores, pins,
-per-step losses). Ctrl-C cancels: the partial result is written, marked as cancelled, and the exit code is 130.
+per-step losses). The output is checked before any work; if saving still fails at the end, the finished result
+goes to a fallback folder and the error line says where. Ctrl-C cancels: the optimisation stops at its next
+check and the partial result is written as OUT-partial.png/.json (status "cancelled" in both); the exit code
+is 130. Ctrl-C during the analysis, which has no partial result, just cancels.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 from pathlib import Path
 
 from .common import ProgressBar, add_engine_args, engine_from_args, parse_pin, report_errors
+
+PARTIAL_SUFFIX = "-partial"
 
 
 def add_parser(subparsers) -> None:
     from engine.params import Stage3Params
 
     defaults = Stage3Params()
-    parser = subparsers.add_parser("run", help="restyle a photo after one or more references")
+    parser = subparsers.add_parser("run", help="restyle a photo after one or more references",
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--content", required=True, type=Path, help="the photo to restyle")
     parser.add_argument("--style", required=True, nargs="+", type=Path, help="style references (0, 1, ... in order)")
     parser.add_argument("--pin", action="append", type=parse_pin, default=[], metavar="REGION=REF[:REGION]",
                         help="take content REGION's style from reference REF (its region, or all of it)")
     parser.add_argument("--out", required=True, type=Path, help="output PNG (a .json beside it gets the details)")
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--content-weight", type=float, default=defaults.content_weight)
+    parser.add_argument("--steps", type=int, default=defaults.steps, help="DDIM timesteps of the optimisation")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="learning rate of the latent optimiser")
+    parser.add_argument("--content-weight", type=float, default=defaults.content_weight,
+                        help="weight of the content loss against the style loss")
     parser.add_argument("--iters", type=int, default=defaults.iters_per_step, help="optimiser steps per timestep")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
     parser.add_argument("--fast", choices=["none", "lcm", "hyper"], default="none",
                         help="fast mode (LoRA + its schedule; overrides steps, iters, lr and content weight)")
     parser.add_argument("--no-depth", action="store_true", help="skip the depth split in stage 1")
@@ -46,22 +54,64 @@ def build_request(args: argparse.Namespace):
                            pins=list(args.pin), stage1=Stage1Params(use_depth=not args.no_depth), stage3=stage3)
 
 
-def run(args: argparse.Namespace) -> int:
-    from engine.results import save_result
+def partial_path(out: Path) -> Path:
+    """Where a cancelled run's partial result goes: OUT-partial.png, never the finished result's name."""
+    return out.with_name(out.stem + PARTIAL_SUFFIX + ".png")
 
+
+def transfer_until_interrupted(engine, request, on_event):
+    """`engine.transfer` on a worker thread, so Ctrl-C (delivered to this thread) sets the cancel flag and the
+    run returns its partial result at the next check instead of vanishing with the exception."""
     cancel = threading.Event()
+    outcome: dict = {}
+
+    def work() -> None:
+        try:
+            outcome["result"] = engine.transfer(request, on_event=on_event, cancel=cancel)
+        except BaseException as exc:  # re-raised on the calling thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="transfer", daemon=True)  # a second Ctrl-C may end the process
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        cancel.set()
+        print("\nstylegallery: cancelling at the next step (Ctrl-C again to quit at once)", file=sys.stderr)
+        worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.models import random_weights
+    from engine.outputs import check_output_file
+    from engine.results import rescue_result, save_result
+
     progress = ProgressBar()
     with report_errors():
         request = build_request(args)
+        check_output_file(args.out, "--out file")
+        check_output_file(partial_path(args.out), "--out file")
         engine = engine_from_args(args)
         try:
-            result = engine.transfer(request, on_event=progress, cancel=cancel)
-        except KeyboardInterrupt:
-            cancel.set()  # a second run is not started; the engine returns at its next check
-            raise
+            result = transfer_until_interrupted(engine, request, progress)
         finally:
             progress.close()
-        save_result(args.out, request, result, model=engine.models.model_id("sd"))
+        out = partial_path(args.out) if result.cancelled else args.out
+        model = engine.models.model_id("sd")
+        random = random_weights(engine.source)
+        try:
+            save_result(out, request, result, model=model, random_weights=random)
+        except OSError as exc:
+            from engine.errors import OutputUnwritable, describe_os_error
+
+            kept = rescue_result(out, request, result, model=model, random_weights=random)
+            raise OutputUnwritable(f"{out} could not be written ({describe_os_error(exc)}); the result was saved "
+                                   f"to {kept} instead", hint="") from exc
     state = "cancelled after" if result.cancelled else "finished in"
-    print(f"{args.out}: {state} {result.steps_done}/{result.steps_total} steps, {result.seconds:.1f} s")
+    note = " (made by RANDOM-WEIGHT test models: no real style)" if random else ""
+    print(f"{out}: {state} {result.steps_done}/{result.steps_total} steps, {result.seconds:.1f} s{note}")
     return 130 if result.cancelled else 0

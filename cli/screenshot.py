@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from engine.wording import count
+
 DEFAULT_BENCHMARK = Path(__file__).resolve().parents[2] / "shared" / "benchmark"
 
 
@@ -50,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
 def _shoot(args: argparse.Namespace, tmp: Path) -> int:
     from PySide6.QtCore import QSettings
 
-    from gui.app import create_app
-    from gui.main_window import MainWindow
+    from gui.app import create_app, open_window
     from gui.model.session import PinTarget
     from gui.settings import AppSettings, Preferences
 
@@ -73,7 +74,7 @@ def _shoot(args: argparse.Namespace, tmp: Path) -> int:
         settings.set_preferences(Preferences(sd=str(models / "sd15"), dinov2=str(models / "dinov2"),
                                              depth=str(models / "depth"), offline=True, device="auto"))
     width, height = (int(v) for v in args.size.lower().split("x"))
-    window = MainWindow(settings, tmp / "data")
+    window = open_window(settings, tmp / "data")
     window.resize(width, height)
     window.show()
     controller, session = window.controller, window.session
@@ -119,8 +120,8 @@ def _shoot(args: argparse.Namespace, tmp: Path) -> int:
         wait(lambda: not controller.queue.is_busy(), "finishing")
         if not _grab(window, args.out):
             return 2
-        print(f"{args.out}: {width}x{height}, model {controller.model_label}, {len(regions)} regions, "
-              f"{session.result.steps_done} steps")
+        print(f"{args.out}: {width}x{height}, model {controller.model_label}, {count(len(regions), 'region')}, "
+              f"{count(session.result.steps_done, 'step')}")
         return 0
     finally:
         window.close()
@@ -148,7 +149,7 @@ def _draft_shot(args: argparse.Namespace, window, ids: list[str], wait_draft) ->
     if not _grab(window, args.out):
         return 2
     draft = session.draft
-    print(f"{args.out}: draft on {len(regions)} {draft.region_source} regions in {draft.seconds:.2f} s")
+    print(f"{args.out}: draft on {count(len(regions), draft.region_source + ' region')} in {draft.seconds:.2f} s")
     return 0
 
 

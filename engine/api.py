@@ -21,10 +21,10 @@ from .images import load_image, pixel_sha256
 from .stage2.matching import apply_pins, match_regions
 from .memory import out_of_memory_guard
 from .models import ModelBundle
-from .params import MatchParams, ModelSource, Stage1Params, Stage3Params
+from .params import MatchParams, ModelSource, OutputParams, Stage1Params, Stage3Params, output_size, working_size
 from .stage1.segment import analyze_images
 from .stage3.features import FeatureCache
-from .stage2.dinov2_tokens import cached_dinov2_tokens
+from .stage2.dinov2_tokens import cached_dinov2_tokens, resolved_alignment
 from .types import (Analysis, CancelFlag, EventCallback, ImageRef, MatchTable, Pin, TransferRequest,
                     TransferResult)
 
@@ -95,9 +95,10 @@ class Engine:
         """Stage 2 on images already opened (content first), so each file is decoded once per call."""
         analyses = self._analyze(loaded, stage1, on_event, cancel)
         model, processor = self.models.dinov2
+        alignment = resolved_alignment(params.sem_alignment, stage1.size_policy)
         with out_of_memory_guard("the matching"), torch.no_grad():
-            tokens = [cached_dinov2_tokens(self.cache, self.models.model_id("dinov2"), model, processor,
-                                           picture, params.sem_alignment, stage1.image_size)
+            tokens = [cached_dinov2_tokens(self.cache, self.models.model_id("dinov2"), model, processor, picture,
+                                           alignment, working_size(*picture.size, stage1), params.token_block)
                       for picture, _ in loaded]
         table = match_regions(analyses[0], tokens[0], analyses[1:], tokens[1:], params, pins)
         return table, analyses[0], analyses[1:]
@@ -154,21 +155,49 @@ class Engine:
 
     def transfer(self, request: TransferRequest, on_event: EventCallback | None = None,
                  cancel: CancelFlag | None = None) -> TransferResult:
-        """Stages 1-3 end to end. On cancel returns the partial result with `cancelled=True`."""
+        """Stages 1-3 end to end, the result at `request.output`'s size (the photo's, by default). On cancel returns
+        the partial result with `cancelled=True` (resampled, never refined)."""
+        from .resample import guided_resample
+        from .stage3.refine import Refiner, refine_size
         from .stage3.stylize import StyleInputs, stylize
 
         started = time.perf_counter()
-        table, content, references = self._match(_load_all(request.content, request.references), request.pins,
-                                                 request.stage1, request.match, on_event, cancel)
+        loaded = _load_all(request.content, request.references)
+        table, content, references = self._match(loaded, request.pins, request.stage1, request.match, on_event,
+                                                 cancel)
+        photo, stage3 = loaded[0][0], self._stage3_params(request.stage3)
+        content_inputs = StyleInputs(content.vae_latent, content.labels, content.c15)
+        reference_inputs = [StyleInputs(ref.vae_latent, ref.labels) for ref in references]
+        way = self._upscale(request.output)
+        target = output_size(photo.size, content.working_size, request.output)
+        larger = refine_size(content.working_size, target, request.output) if way == "refine" else None
         with out_of_memory_guard("the style transfer"):
-            outcome = stylize(self.models.sd, self.models.empty_prompt_embeds(),
-                              StyleInputs(content.vae_latent, content.labels, content.c15),
-                              [StyleInputs(ref.vae_latent, ref.labels) for ref in references],
-                              table.matches, self._stage3_params(request.stage3), on_event=on_event,
-                              cancel=cancel, feature_cache=self.feature_cache)
-        return TransferResult(image=outcome.image, latent=outcome.latent, matches=table, losses=outcome.losses,
-                              steps_done=outcome.steps_done, steps_total=outcome.steps_total,
-                              cancelled=outcome.cancelled, seconds=time.perf_counter() - started)
+            outcome = stylize(self.models.sd, self.models.empty_prompt_embeds(), content_inputs, reference_inputs,
+                              table.matches, stage3, on_event=on_event, cancel=cancel,
+                              feature_cache=self.feature_cache)
+            image, losses, cancelled = outcome.image, outcome.losses, outcome.cancelled
+            steps_total = outcome.steps_total
+            if larger is not None and not cancelled:
+                refiner = Refiner(self.models.sd, self.models.empty_prompt_embeds(), photo, larger, content_inputs,
+                                  reference_inputs, table.matches, stage3, request.output, self.feature_cache)
+                steps_total += refiner.steps
+                refined = refiner.run(refiner.start(outcome.latent), on_event, cancel, len(losses), steps_total)
+                image, losses, cancelled = refined.image, losses + refined.run.losses, refined.run.cancelled
+        enlarged = target[0] * target[1] > image.shape[0] * image.shape[1]
+        final = guided_resample(image, photo, target, request.output)
+        used = "refine" if larger is not None and not outcome.cancelled else ("fast" if enlarged else "none")
+        return TransferResult(image=final, latent=outcome.latent, matches=table, losses=losses,
+                              steps_done=len(losses), steps_total=steps_total, cancelled=cancelled,
+                              seconds=time.perf_counter() - started, working_size=content.working_size,
+                              output_size=target, upscale=used)
+
+    def _upscale(self, params: OutputParams) -> str:
+        """The way to the output size: "auto" is refine on CUDA (it needs a GPU's speed), fast elsewhere."""
+        if params.upscale == "auto":
+            return "refine" if self.device.type == "cuda" else "fast"
+        if params.upscale not in ("refine", "fast"):
+            raise InvalidRequest(f"Output upscale must be auto, refine or fast, got {params.upscale!r}")
+        return params.upscale
 
     def _stage3_params(self, params: Stage3Params) -> Stage3Params:
         """Models held in half precision run stage 3 under that precision (the reference's fp16 autocast)."""

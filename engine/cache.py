@@ -53,6 +53,13 @@ class DiskCache:
     def __init__(self, root: Path | str):
         self.root = Path(root)
 
+    def check_writable(self) -> None:
+        """Refuse, before any work, a cache folder that cannot take entries (a file, read-only, no permission,
+        a full disk): otherwise a long analysis would end on the write of its result."""
+        from .outputs import check_output_folder
+
+        check_output_folder(self.root, "stage cache folder")
+
     def path(self, key: str, namespace: str = "misc") -> Path:
         return self.root / namespace / key[:2] / f"{key}.npz"
 

@@ -6,6 +6,8 @@ signal it with `Cancelled`.
 """
 from __future__ import annotations
 
+import errno
+
 
 class StyleGalleryError(Exception):
     """Base of every error the engine raises on purpose."""
@@ -49,11 +51,18 @@ class OutOfMemory(StyleGalleryError):
             "(attention slicing, VAE tiling, CPU offload) in Settings.")
 
 
-class DocumentUnreadable(StyleGalleryError):
-    """A saved document (gallery index, pins, history) and its backup are both damaged."""
+class DocumentTooNew(StyleGalleryError):
+    """A saved document was written by a newer StyleGallery: this one opens it read-only and never saves over it."""
 
-    kind = "document_unreadable"
-    hint = "Move the damaged files out of the data folder to start afresh, or repair them by hand."
+    kind = "document_too_new"
+    hint = "Update StyleGallery to edit it; this version leaves the file as it is."
+
+
+class OutputUnwritable(StyleGalleryError):
+    """An output file or folder (result, analysis, cache) that cannot be written: refused before the work."""
+
+    kind = "output_unwritable"
+    hint = "Choose another output (a writable folder on a disk with free space)."
 
 
 class InvalidRequest(StyleGalleryError):
@@ -64,3 +73,25 @@ class Cancelled(StyleGalleryError):
     """Raised by work that has no meaningful partial result (e.g. an analysis) when its cancel flag is set."""
 
     kind = "cancelled"
+
+
+_OS_ERROR_PHRASES = {
+    errno.ENOSPC: "the disk is full", errno.EROFS: "the disk or folder is read-only",
+    errno.ENAMETOOLONG: "a file name is too long (255 characters at most)", errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied", errno.ENOENT: "no such file or folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder", errno.EISDIR: "it is a folder, not a file",
+    errno.EEXIST: "a file of that name is in the way",
+}
+_SHOWN_PATH_CHARS = 120
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A file-system error as one short readable line, whatever the platform's own wording: 'the disk is full
+    (/out/result.png)'. Over-long paths are shortened to their end."""
+    phrase = _OS_ERROR_PHRASES.get(exc.errno) or exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None:
+        return phrase.replace("\n", " ")
+    path = str(exc.filename)
+    if len(path) > _SHOWN_PATH_CHARS:
+        path = "..." + path[-(_SHOWN_PATH_CHARS - 3):]
+    return f"{phrase} ({path})".replace("\n", " ")

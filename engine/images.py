@@ -83,6 +83,6 @@ def pixel_sha256(img: Image.Image) -> str:
     return digest.hexdigest()
 
 
-def resize_to_square(img: Image.Image, size: int) -> Image.Image:
-    """The latent branch's resize: PIL bicubic to exactly size x size (aspect not kept, no crop)."""
-    return img.resize((size, size), Image.BICUBIC)
+def resize_to(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The latent branch's resize: PIL bicubic to exactly (width, height) (no crop; the size policy sets the aspect)."""
+    return img.resize(size, Image.BICUBIC)

@@ -52,6 +52,7 @@ SD_HUB_FILES = ["model_index.json", "scheduler/scheduler_config.json", "tokenize
                 "text_encoder/config.json", "text_encoder/model.safetensors"]
 SD_CONFIG_HUB_FILES = ["model_index.json", "scheduler/scheduler_config.json", "tokenizer/*", "*/config.json"]
 TRANSFORMERS_HUB_FILES = ["config.json", "preprocessor_config.json", "model.safetensors"]
+IMAGE_PROCESSOR_BACKEND = "pil"  # never "whatever is installed": see load_transformers_folder
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -280,19 +281,36 @@ def check_transformers_folder(folder: Path, what: str) -> None:
 def load_transformers_folder(folder: Path, auto_model: Callable, device: torch.device, what: str):
     """(model, image processor) from a transformers folder; fp32 (run once per image, thresholds act on it).
 
-    The image processor is transformers' default for the folder: without torchvision that is the PIL backend,
-    the one the parity goldens were made with.
+    The image processor is always transformers' PIL backend, the one the parity goldens were made with: left to
+    itself transformers picks its torchvision backend whenever torchvision is importable, which would change
+    DINOv2's and the depth model's inputs (so the matches and the depth split) with what else is installed.
     """
     from transformers import AutoImageProcessor
 
     check_transformers_folder(folder, what)
     try:
         model = auto_model.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
-        processor = AutoImageProcessor.from_pretrained(folder)
+        processor = AutoImageProcessor.from_pretrained(folder, backend=IMAGE_PROCESSOR_BACKEND)
     except DAMAGED_FILE_ERRORS as exc:
         raise ModelMissing(f"{what} in {folder} could not be loaded: {exc}",
                            hint="The folder is incomplete or damaged: copy or download it again.") from exc
     return _frozen(model, device), processor
+
+
+def random_weights(source: ModelSource) -> bool:
+    """True for the random-weight test models (tests/tiny_models.py writes a manifest.json beside them saying so);
+    everything they make must be labelled as such."""
+    sd = Path(source.sd).expanduser()
+    for folder in (sd, sd.parent):
+        manifest = folder / "manifest.json"
+        if manifest.is_file():
+            try:
+                data = json.loads(manifest.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return False
+            # the parity set's manifest has a seed instead
+            return isinstance(data, dict) and (bool(data.get("random_weights")) or "seed" in data)
+    return False
 
 
 def fingerprint(path: Path) -> str:

@@ -20,6 +20,9 @@ HYPER_SD_SOURCE = "ByteDance/Hyper-SD"
 HYPER_SD_WEIGHT_NAME = "Hyper-SD15-4steps-lora.safetensors"
 VAE_SCALING_FACTOR = 0.18215
 STAGE1_MAX_BATCH = 4  # images per batched DDIM-inversion call (memory bound: activations grow with the batch)
+LATENT_FACTOR = 8  # pixels per latent cell (SD1.5's VAE downsamples by 8)
+
+SizePolicy = Literal["square", "aspect"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,13 @@ class ModelSource:
 class Stage1Params:
     """Stage 1: semantic region segmentation (SPEC "Preprocessing" and "Stage 1")."""
 
-    image_size: int = 512  # latent branch resize (bicubic, aspect not kept)
+    # The working size (the latent branch's bicubic resize), see `working_size`. "square": image_size x image_size,
+    # aspect not kept (the authors'); "aspect": the photo's aspect ratio at about image_size^2 pixels of area, each
+    # side a multiple of size_multiple (the UNet's down/up path stays exact), the long side at most max_side.
+    size_policy: SizePolicy = "aspect"
+    image_size: int = 512
+    max_side: int = 768
+    size_multiple: int = 64
     inversion_steps: int = 15  # DDIM inversion steps, t_i = 1 + stride * i
     inversion_stride: int = 66
     feature_block: int = 2  # capture the output of unet.up_blocks[feature_block] (after its upsampler)
@@ -79,7 +88,12 @@ class MatchParams:
     stat_heads: int = 4
     stat_mlp_ratio: int = 4
     token_keep_threshold: int = 10  # keep a DINOv2 token when its 32x32 block holds more region pixels
-    sem_alignment: Literal["center_crop", "aligned"] = "center_crop"  # "aligned": 512 image resized to 224
+    # "center_crop": the reference's (DINOv2's processor crops the middle square while the regions cover the whole
+    # picture); "aligned": the working-size picture, whole, at a token grid of its aspect (one token per
+    # token_block x token_block pixels), so tokens and regions see the same pixels; "auto": center_crop under
+    # the square size policy, aligned under the aspect policy.
+    sem_alignment: Literal["auto", "center_crop", "aligned"] = "auto"
+    token_block: int = 32  # working-image pixels per DINOv2 token side in the aligned mode (512 / 16)
 
 
 FastMode = Literal["none", "lcm", "hyper"]
@@ -136,6 +150,54 @@ def stage3_for_fast_mode(mode: FastMode, base: Stage3Params | None = None) -> St
     spec = FAST_MODES[mode]
     return dataclasses.replace(base, fast_mode=mode, steps=spec.steps, iters_per_step=spec.iters_per_step,
                                lr=spec.lr, content_weight=spec.content_weight)
+
+
+OutputUpscale = Literal["auto", "refine", "fast"]
+
+
+@dataclass(frozen=True)
+class OutputParams:
+    """The result at the photo's own resolution, made from stage 3's working-size latent.
+
+    size: "photo" (the photo's own size, long side capped at max_side), "working" (stage 3's working size, no
+    resampling) or a long side in pixels (never more than the photo's). upscale: "refine" continues stage 3 on a
+    latent grid refine_factor times larger (then decodes and resamples the rest of the way), "fast" resamples the
+    working-size result with a guided filter led by the full-resolution photo; "auto" = refine on CUDA, fast elsewhere.
+    """
+
+    size: Literal["photo", "working"] | int = "photo"
+    max_side: int = 2048
+    upscale: OutputUpscale = "auto"
+    refine_factor: float = 2.0  # refine grid side / working grid side, capped by the output size
+    refine_steps: int = 8  # stage-3 steps at the larger grid: the last timesteps of the stage-3 schedule
+    refine_lr: float = 0.02
+    vae_tiling_pixels: int = 1024 * 1024  # decode with the VAE's tiling above this many output pixels
+    guide_radius: int = 2  # guided-filter window radius, in working-size pixels
+    guide_eps: float = 1e-3  # guided-filter regularisation (on [0, 1] intensities): larger = smoother
+
+
+def working_size(width: int, height: int, params: Stage1Params) -> tuple[int, int]:
+    """The (width, height) in pixels at which the method sees a width x height picture, under params.size_policy."""
+    if params.size_policy == "square":
+        return params.image_size, params.image_size
+    if params.size_policy != "aspect":
+        raise ValueError(f"unknown size policy {params.size_policy!r} (use 'square' or 'aspect')")
+    step = params.size_multiple
+    scale = min(params.image_size / (width * height) ** 0.5, params.max_side / max(width, height))
+    most = max(1, params.max_side // step)
+    return tuple(step * min(most, max(1, round(side * scale / step))) for side in (width, height))
+
+
+def output_size(photo: tuple[int, int], working: tuple[int, int], params: OutputParams) -> tuple[int, int]:
+    """The (width, height) of the saved result: the photo's aspect ratio, never larger than the photo."""
+    if params.size == "working":
+        return working
+    width, height = photo
+    long_side = min(max(width, height), params.max_side)
+    if params.size != "photo":
+        long_side = min(long_side, int(params.size))
+    scale = long_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def settings_key(obj: object) -> dict:

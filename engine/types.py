@@ -11,13 +11,19 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .params import MatchParams, Stage1Params, Stage3Params
+from .params import LATENT_FACTOR, MatchParams, OutputParams, Stage1Params, Stage3Params
 
 
 class CancelFlag(Protocol):
     """Anything with `is_set()`, e.g. `threading.Event`. Checked every step and in inner loops."""
 
     def is_set(self) -> bool: ...
+
+
+def is_cancelled(cancel: CancelFlag | None) -> bool:
+    """The check made between the passes of a step as well as between steps: a CPU step takes many seconds, and
+    closing the window or pressing Cancel must not wait for all of it."""
+    return cancel is not None and cancel.is_set()
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,10 @@ EventCallback = Callable[[StepEvent], None]
 class Analysis:
     """Stage-1 result for one image (content or reference).
 
-    labels: int64 (64, 64), final ids 1..K (gaps possible); fmix: float32 (C, 64, 64);
+    labels: int64 (h, w), final ids 1..K (gaps possible), on the latent grid of the working size (the size
+    policy's: 64 x 64 for 512 x 512, 96 x 64 for a 512 x 768 portrait); fmix: float32 (C, h, w);
     depth: float32 (H, W) at the image's native size (None when depth is off); c15 and vae_latent:
-    float32 (4, 64, 64). `steps` keeps the intermediate label maps and scores for inspection and parity.
+    float32 (4, h, w). `steps` keeps the intermediate label maps and scores for inspection and parity.
     """
 
     image_sha256: str
@@ -58,6 +65,12 @@ class Analysis:
     silhouette: dict[int, float] = field(default_factory=dict)
     chosen_k: int = 0
     steps: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def working_size(self) -> tuple[int, int]:
+        """(width, height) in pixels at which stage 1 saw the image."""
+        height, width = self.labels.shape
+        return width * LATENT_FACTOR, height * LATENT_FACTOR
 
     @property
     def region_ids(self) -> list[int]:
@@ -133,6 +146,7 @@ class TransferRequest:
     stage1: Stage1Params = field(default_factory=Stage1Params)
     match: MatchParams = field(default_factory=MatchParams)
     stage3: Stage3Params = field(default_factory=Stage3Params)
+    output: OutputParams = field(default_factory=OutputParams)
 
 
 @dataclass(frozen=True)
@@ -150,11 +164,14 @@ class LossRecord:
 class TransferResult:
     """A run's outcome. `cancelled` results hold the partial latent decoded; never pass them off as finished."""
 
-    image: np.ndarray  # uint8 (512, 512, 3)
-    latent: np.ndarray  # float32 (4, 64, 64)
+    image: np.ndarray  # uint8 (H, W, 3) at output_size: the photo's aspect ratio
+    latent: np.ndarray  # float32 (4, h, w): stage 3's latent at the working size
     matches: MatchTable
-    losses: list[LossRecord]
+    losses: list[LossRecord]  # stage 3's, then refine's (if any)
     steps_done: int
     steps_total: int
     cancelled: bool = False
     seconds: float = 0.0
+    working_size: tuple[int, int] = (0, 0)  # (width, height) stage 3 ran at
+    output_size: tuple[int, int] = (0, 0)  # (width, height) of `image`
+    upscale: str = "none"  # how `image` got to output_size: "none", "fast" or "refine"

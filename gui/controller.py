@@ -21,6 +21,7 @@ from engine.memory import cpu_speed_warning
 from engine.params import Stage1Params, settings_key
 from engine.results import save_result
 from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
+from engine.wording import count
 
 from .drafts import DraftController
 from .gallery_analysis import GalleryAnalysis
@@ -39,6 +40,30 @@ NO_MODELS = "The full method needs models that are not on this computer"
 GET_MODELS = ("To get them, connect to the internet and press Run: Stable Diffusion 1.5, DINOv2 and a depth model "
               "download once (about 5.6 GB, progress in the status bar). Or point File > Settings… at models "
               "already on disk.{meanwhile} Details: {details}")
+
+JOB_TOPICS = {"analyze_content": "content", "transfer": "run"}  # banner topic of a failed job (see Session.show_error)
+SKIPPED_KINDS = {"duplicate": "already in the gallery", "not_an_image": "not an image",
+                 "image_unreadable": "unreadable or damaged", "image_too_large": "too large"}
+DETAILS_PER_KIND = 3  # file messages listed per kind of problem; the rest are counted
+
+
+def skipped_files_info(problems: list[ErrorInfo]) -> ErrorInfo:
+    """Several skipped files as one message that names every kind of problem (a duplicate at the top of a folder
+    must not hide damaged files further down): counts in the message, the files in the hint."""
+    groups: dict[str, list[ErrorInfo]] = {}
+    for problem in problems:
+        groups.setdefault(problem.kind, []).append(problem)
+    counts = ", ".join(f"{len(group)} {SKIPPED_KINDS.get(kind, kind.replace('_', ' '))}"
+                       for kind, group in groups.items())
+    details = []
+    for group in groups.values():
+        listed = "; ".join(p.message for p in group[:DETAILS_PER_KIND])
+        more = f"; and {len(group) - DETAILS_PER_KIND} more" if len(group) > DETAILS_PER_KIND else ""
+        details.append(listed + more + ".")
+    hints = list(dict.fromkeys(p.hint for p in problems if p.hint))
+    serious = next((p.kind for p in problems if p.kind != "duplicate"), "duplicate")
+    return ErrorInfo(serious, f"{count(len(problems), 'file was', 'files were')} not added: {counts}",
+                     " ".join(details + hints))
 
 
 def draft_only_info(info: ErrorInfo, drafts_work: bool) -> ErrorInfo:
@@ -73,11 +98,12 @@ class Controller(QObject):
         self.queue.failed.connect(self._on_failed)
         self.queue.cancelled.connect(self._on_cancelled)
         self.gallery.changed.connect(self.schedule_match)
+        self.gallery.problem.connect(self.session.show_error)
         self.drafts = DraftController(self, self)
         self.gallery_analysis = GalleryAnalysis(self, self)
         self.session.random_weights = random_weights
         if gallery.load_error is not None:
-            session.show_error(gallery.load_error)
+            session.show_error(gallery.load_error, "gallery")
 
     # ----- engine
     def use_engine(self, engine: Any, model_label: str, random_weights: bool,
@@ -99,15 +125,17 @@ class Controller(QObject):
         of the gallery in the background (`GalleryAnalysis`; everything is cached by the engine)."""
         self.model_changed.emit(self.model_label)
         if self.engine is None:
-            self.session.show_error(self.engine_error)
+            self.session.show_error(self.engine_error, "models")
             return
         self._submit("device", lambda engine, on_event, cancel: engine.device_summary())
         if self.session.content is not None:
             self._analyze_content()
-        used = self.participants()
-        for ref_id in used:
-            self._analyze_reference(ref_id)
-        self.gallery_analysis.start([r.id for r in self.gallery.references if r.id not in used])
+        present = [r.id for r in self.gallery.references if not self.gallery.is_missing(r.id)]
+        used = set(self.participants())
+        for ref_id in present:
+            if ref_id in used:
+                self._analyze_reference(ref_id)
+        self.gallery_analysis.start([ref_id for ref_id in present if ref_id not in used])
 
     def stop_gallery_analysis(self) -> None:
         """Stop analysing the unused references (the next start resumes where this stopped)."""
@@ -126,11 +154,11 @@ class Controller(QObject):
         try:
             image = load_image(path)
         except ImageUnreadable as exc:
-            self.session.show_error(ErrorInfo.from_exception(exc))
+            self.session.show_error(ErrorInfo.from_exception(exc), "content")
             return False
         self.queue.cancel("analyze_content")
         self.queue.cancel("match")
-        self.session.show_error(None)
+        self.session.show_error(None, "content")  # an earlier photo's problem is no longer news
         self.session.open(Path(path), pixel_sha256(image))
         self._analyze_content()
         return True
@@ -169,18 +197,16 @@ class Controller(QObject):
             ref, stage1, on_event=on_event, cancel=cancel), key=ref_id)
 
     def _report(self, problems: list[ErrorInfo]) -> None:
-        if len(problems) == 1:
-            self.session.show_error(problems[0])
-        elif problems:
-            first = problems[0]
-            self.session.show_error(ErrorInfo(first.kind, f"{first.message} (and {len(problems) - 1} more files "
-                                              "were skipped)", first.hint))
+        """One banner message for everything an add skipped, every kind of problem named in it."""
+        if problems:
+            self.session.show_error(problems[0] if len(problems) == 1 else skipped_files_info(problems), "gallery")
 
     # ----- matching
     def participants(self) -> list[str]:
         """References of a run: the checked ones, plus any a pin names (a pin is an explicit choice)."""
         ids = [r.id for r in self.gallery.enabled()]
-        pinned = [t.ref_id for t in self.session.pins.values() if self.gallery.get(t.ref_id) is not None]
+        pinned = [t.ref_id for t in self.session.pins.values()
+                  if self.gallery.get(t.ref_id) is not None and not self.gallery.is_missing(t.ref_id)]
         return ids + [i for i in dict.fromkeys(pinned) if i not in ids]
 
     @Slot()
@@ -216,12 +242,12 @@ class Controller(QObject):
         if session.running:
             return None
         if session.content is None:
-            session.show_error(ErrorInfo("invalid_request", "Open a photo first", "File > Open photo…"))
+            session.show_error(ErrorInfo("invalid_request", "Open a photo first", "File > Open photo…"), "run")
             return None
         ids = self.participants()
         if not ids:
             session.show_error(ErrorInfo("invalid_request", "No reference takes part in the run",
-                                         "Check at least one reference in the gallery."))
+                                         "Check at least one reference in the gallery."), "run")
             return None
         request = TransferRequest(ImageRef(session.content), [self.gallery.image_ref(i) for i in ids],
                                   session.engine_pins(ids), stage1=self.stage1, stage3=session.stage3())
@@ -230,7 +256,7 @@ class Controller(QObject):
             request, on_event=on_event, cancel=cancel), key=session.content_sha, context=context)
         if job is None:
             return None
-        session.show_error(None)
+        session.show_error(None, "run")  # the last run's failure; other messages stay
         session.running = True
         session.progress = (0, request.stage3.steps)
         session.loss = None
@@ -243,7 +269,7 @@ class Controller(QObject):
         engine = self.engine
         if engine is None:
             self.session.show_error(self.engine_error or ErrorInfo(
-                "model_missing", "No model is loaded", "Check the model source in Settings."))
+                "model_missing", "No model is loaded", "Check the model source in Settings."), "models")
             return None
         return self.queue.submit(Job(kind, lambda on_event, cancel: call(engine, on_event, cancel), key, context))
 
@@ -311,8 +337,9 @@ class Controller(QObject):
                 self.speed_warning.emit(warning)
         elif job.kind == "analyze_content" and job.key == session.content_sha:
             session.models_missing = False
+            session.show_error(None, "models")  # the models work: "drafts only" is no longer true
             session.analysis = result
-            session.status = f"{len(result.region_ids)} regions found"
+            session.status = f"{count(len(result.region_ids), 'region')} found"
             self.schedule_match()
         elif job.kind == "analyze_reference":
             self.gallery.set_analysis(job.key, result)
@@ -327,12 +354,12 @@ class Controller(QObject):
     @Slot(object, object)
     def _on_failed(self, job: Job, info: ErrorInfo) -> None:
         if job.kind == "transfer":
-            self.session.running = False
+            self._run_stopped()
         if info.kind == "model_missing" and job.kind in MODEL_JOBS:
             info = draft_only_info(info, self.drafts.unavailable is None and draft_available()[0])
             self.session.models_missing = True
         self.session.status = info.message
-        self.session.show_error(info)
+        self.session.show_error(info, "models" if self.session.models_missing else JOB_TOPICS.get(job.kind, ""))
 
     @Slot(object, object)
     def _on_cancelled(self, job: Job, partial: Any) -> None:
@@ -341,8 +368,14 @@ class Controller(QObject):
         if partial is not None:
             self._finish_run(job, partial)
         else:
-            self.session.running = False
+            self._run_stopped()
             self.session.status = "Run cancelled"
+
+    def _run_stopped(self) -> None:
+        """A run ended with no result (failed, or cancelled before its first step): Run comes back and the
+        progress bar goes idle instead of showing the dead run's "0/150" (KAD#814)."""
+        self.session.running = False
+        self.session.progress = (0, 0)
 
     def _finish_run(self, job: Job, result: TransferResult) -> None:
         session = self.session
@@ -351,8 +384,8 @@ class Controller(QObject):
                 self._record_run(job, result)
         except OSError as exc:
             session.show_error(ErrorInfo("save_failed", f"Could not save the result: {exc}",
-                                         "Check that the data folder is writable and has free space."))
+                                         "Check that the data folder is writable and has free space."), "run")
         finally:
             session.running = False  # reset even when saving failed, or Run stays disabled (KAD#814)
         verb = "cancelled at step" if result.cancelled else "finished:"
-        session.status = f"Run {verb} {result.steps_done}/{result.steps_total} steps"
+        session.status = f"Run {verb} {result.steps_done}/{count(result.steps_total, 'step')}"

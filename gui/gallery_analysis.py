@@ -73,8 +73,8 @@ class GalleryAnalysis(QObject):
         wanted = set(self.controller.participants())
         ref_id = next((i for i in self._pending if i in wanted), self._pending[0])
         self._pending.remove(ref_id)
-        if self.gallery.analysis(ref_id) is not None:  # analysed meanwhile (added again, or in the foreground)
-            self._done += 1
+        if self.gallery.analysis(ref_id) is not None or self.gallery.is_missing(ref_id):
+            self._done += 1  # analysed meanwhile (in the foreground), or its image went away: nothing to do
             self._publish()
             self._feed_timer.start()
             return

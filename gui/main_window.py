@@ -3,7 +3,6 @@ result below it (two tabs), matches and generation controls right; menus, shortc
 device and model."""
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 
@@ -12,14 +11,10 @@ from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
-from engine.logs import LOG_NAME, default_log_dir
-
-from .controller import Controller
+from .app import App
 from .drafts import save_draft
 from .model.errors import ErrorInfo
-from .model.gallery import Gallery
-from .model.session import PinTarget, Session
-from .settings import AppSettings, Preferences, random_weights, sd_source_kind
+from .model.session import PinTarget
 from .widgets.content_panel import ContentPanel
 from .widgets.draft_panel import DraftPanel
 from .widgets.error_banner import ErrorBanner
@@ -29,58 +24,26 @@ from .widgets.matches_panel import MatchesPanel
 from .widgets.result_panel import ResultPanel
 from .widgets.settings_dialog import SettingsDialog
 
-log = logging.getLogger(__name__)
 APP_TITLE = "StyleGallery"
 SPEED_TIP = ("In this window the Instant draft tab previews the restyle in about a second, and the Fast mode "
              "box (right) cuts a run to a fraction of its steps.")
 
 
-def make_engine(prefs: Preferences, cache_dir: Path, on_event=None):
-    """An Engine for `prefs` (models load lazily, on the first job), or the error that prevents one.
-    `on_event` gets the model downloads' progress (on the worker thread)."""
-    try:
-        from engine.api import Engine
-
-        return Engine(prefs.model_source(), device=prefs.device, precision=prefs.precision,
-                      cache_dir=Path(prefs.cache_dir) if prefs.cache_dir else cache_dir, on_event=on_event), None
-    except Exception as exc:  # shown in the window; the gallery and pins stay usable without an engine
-        return None, ErrorInfo.from_exception(exc)
-
-
-def model_label(prefs: Preferences) -> str:
-    label = prefs.sd if sd_source_kind(prefs.sd) == "hub" else Path(prefs.sd).name
-    return f"{label} (RANDOM WEIGHTS)" if random_weights(prefs.model_source()) else label
-
-
 class MainWindow(QMainWindow):
-    def __init__(self, settings: AppSettings, data_dir: Path, engine=None, log_file: Path | None = None,
-                 parent: QWidget | None = None):
-        """`engine` None: built from the settings (tests pass their own); `log_file`: where `setup_logging` writes."""
+    """Shows the App's document, gallery and jobs; forwards the artist's actions to the App and its controller."""
+
+    def __init__(self, app: App, parent: QWidget | None = None):
         super().__init__(parent)
-        self.settings = settings
-        self.data_dir = Path(data_dir)
-        self.log_file = Path(log_file) if log_file is not None else default_log_dir() / LOG_NAME
-        prefs = settings.preferences()
-        self.session = Session(self.data_dir / "sessions", self)
-        self.gallery = Gallery(self.data_dir / "gallery", self)
-        self.controller = Controller(self.session, self.gallery, engine, model_label(prefs),
-                                     random_weights(prefs.model_source()), parent=self)
-        if engine is None:
-            self.controller.engine, self.controller.engine_error = make_engine(
-                prefs, self.default_cache(), self.controller.engine_event)
-        self.session.draft_strength, self.session.draft_preserve_colour = settings.draft_options()
+        self.app = app
+        self.session, self.gallery, self.controller = app.session, app.gallery, app.controller
         self._build()
         self._build_menus()
-        geometry = settings.geometry()
+        geometry = app.window_geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
             self.resize(1500, 940)
         self._update_title()
-        self.controller.start()
-
-    def default_cache(self) -> Path:
-        return self.data_dir / "cache"
 
     # ----- layout
     def _build(self) -> None:
@@ -145,9 +108,7 @@ class MainWindow(QMainWindow):
         self.draft_panel.save_requested.connect(self.save_draft)
         self.session.result_changed.connect(self._result_changed)
         self.session.pins_changed.connect(self._show_draft_tab)
-        for signal in (self.session.draft_strength_changed, self.session.draft_preserve_colour_changed):
-            signal.connect(self._draft_options_changed)
-        self.controller.speed_warning.connect(self.show_speed_warning)
+        self.app.speed_notice.connect(self.show_speed_warning)
         self.controller.device_changed.connect(self._device_changed)
         self.controller.model_changed.connect(self._model_changed)
         self.session.models_missing_changed.connect(lambda _: self._model_changed(self.controller.model_label))
@@ -231,7 +192,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def save_result(self) -> None:
         if self.session.result is None:
-            self.session.show_error(ErrorInfo("invalid_request", "There is no result to save yet", "Run first."))
+            self.session.show_error(ErrorInfo("invalid_request", "There is no result to save yet", "Run first."), "save")
             return
         self._ask_png("Save result", "stylegallery", self.save_result_to)
 
@@ -264,31 +225,26 @@ class MainWindow(QMainWindow):
             write(path)
         except OSError as exc:
             self.session.show_error(ErrorInfo("save_failed", f"Could not save {path.name}: {exc.strerror}",
-                                              "Choose another folder."))
+                                              "Choose another folder."), "save")
         else:
             self.session.status = f"Saved {path}"
 
     @Slot()
     def copy_diagnostics(self) -> None:
         """Versions, device and settings (local paths redacted) to the clipboard, for a bug report."""
-        from engine.diagnostics import collect_diagnostics
-
-        QApplication.clipboard().setText(collect_diagnostics(self.settings.as_dict(), self.log_file))
+        QApplication.clipboard().setText(self.app.diagnostics())
         self.statusBar().showMessage("Diagnostics copied to the clipboard (folder and file names left out)", 8000)
 
     @Slot()
     def open_log_folder(self) -> None:
-        folder = self.log_file.parent
+        folder = self.app.log_file.parent
         folder.mkdir(parents=True, exist_ok=True)
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
             self.statusBar().showMessage(f"The log is in {folder}", 15000)
 
     @Slot(str)
     def show_speed_warning(self, warning: str) -> None:
-        """Once per installation, without blocking the window: a CPU run takes many minutes."""
-        if self.settings.cpu_warning_shown:
-            return
-        self.settings.cpu_warning_shown = True
+        """Without blocking the window: a CPU run takes many minutes (the App asks once per installation)."""
         box = QMessageBox(QMessageBox.Icon.Information, "Running on the CPU", warning, QMessageBox.StandardButton.Ok,
                           self)
         box.setInformativeText(SPEED_TIP)
@@ -300,17 +256,9 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.settings.preferences(), str(self.default_cache()), self)
-        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
-            return
-        prefs = dialog.preferences()
-        self.settings.set_preferences(prefs)
-        self.apply_preferences(prefs)
-
-    def apply_preferences(self, prefs: Preferences) -> None:
-        engine, error = make_engine(prefs, self.default_cache(), self.controller.engine_event)
-        self.session.show_error(None)
-        self.controller.use_engine(engine, model_label(prefs), random_weights(prefs.model_source()), error)
+        dialog = SettingsDialog(self.app.preferences(), str(self.app.default_cache()), self)
+        if dialog.exec() == SettingsDialog.DialogCode.Accepted:
+            self.app.apply_preferences(dialog.preferences())
 
     @Slot()
     def _toggle_overlay(self) -> None:
@@ -337,10 +285,6 @@ class MainWindow(QMainWindow):
         """A pin change shows the draft, which follows it within a second."""
         if self.session.content is not None:
             self.outputs.setCurrentWidget(self.draft_panel)
-
-    @Slot()
-    def _draft_options_changed(self) -> None:
-        self.settings.set_draft_options(self.session.draft_strength, self.session.draft_preserve_colour)
 
     @Slot(object)
     def _running_changed(self, running: bool) -> None:
@@ -379,7 +323,6 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{name}{dirty} — {APP_TITLE}")
 
     def closeEvent(self, event) -> None:
-        """Cancel, wait for the GPU thread, save, then close (never leave a running QThread behind)."""
-        self.controller.shutdown()
-        self.settings.set_geometry(self.saveGeometry())
+        """The App cancels, waits for its threads and saves before the window closes (no running QThread left)."""
+        self.app.close(self.saveGeometry())
         event.accept()

@@ -1,21 +1,29 @@
 """Preferences in QSettings (model source, device, precision, cache folder, draft options, one-time notices,
 window geometry).
 
-Documents (gallery, pins, history) are not preferences: they live as JSON in the data folder. QSettings
-hands back "true"/"false" strings on some back ends, so every bool is read with `type=bool`.
+Documents (gallery, pins, history) are not preferences: they live as JSON in the data folder. Every value is read
+through `AppSettings.read`, which converts it to the default's type and checks it: QSettings hands back strings
+on some back ends ("true", "40"), and a value edited by hand ("abc" for a number, an unknown device) falls back to
+the default with a warning in the log instead of turning silently into 0 or False.
 """
 from __future__ import annotations
 
-import json
+import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
 from engine.params import ModelSource
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 DEVICES = ("auto", "cuda", "cpu")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+_BOOL_TEXT = {"true": True, "1": True, "false": False, "0": False}
+_INVALID = object()
 
 
 @dataclass(frozen=True)
@@ -48,30 +56,34 @@ def sd_source_kind(sd: str) -> str:
     return "hub"
 
 
-def random_weights(source: ModelSource) -> bool:
-    """True for the random-weight test models (tests/tiny_models.py writes a manifest.json beside them saying so);
-    everything they make must be labelled as such."""
-    sd = Path(source.sd).expanduser()
-    for folder in (sd, sd.parent):
-        manifest = folder / "manifest.json"
-        if manifest.is_file():
-            try:
-                data = json.loads(manifest.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return False
-            return bool(data.get("random_weights")) or "seed" in data  # the parity set's manifest has a seed
-    return False
-
-
 def _flag(key: str, doc: str) -> property:
-    """A bool in QSettings under `key` (False until set), read with `type=bool`."""
+    """A bool in QSettings under `key` (False until set)."""
     def get(self) -> bool:
-        return self.qsettings.value(key, False, type=bool)
+        return self.read(key, False)
 
     def set_(self, value: bool) -> None:
         self.qsettings.setValue(key, bool(value))
 
     return property(get, set_, doc=doc)
+
+
+def _convert(raw: object, kind: type) -> object:
+    """`raw` as a `kind` (bool, int, str or a Qt type), accepting the strings text back ends store; _INVALID
+    when it is not one."""
+    if kind is bool:
+        return raw if isinstance(raw, bool) else _BOOL_TEXT.get(raw.strip().lower(), _INVALID) if isinstance(
+            raw, str) else _INVALID
+    if kind is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        text = raw.strip() if isinstance(raw, str) else ""
+        return int(text) if text.lstrip("+-").isdigit() else _INVALID
+    return raw if isinstance(raw, kind) else _INVALID
+
+
+# Which stored preferences are usable beyond their type (model sources must name something).
+_PREFERENCE_CHECKS: dict[str, Callable[[object], bool]] = {
+    "sd": bool, "dinov2": bool, "depth": bool, "device": DEVICES.__contains__, "precision": PRECISIONS.__contains__}
 
 
 class AppSettings:
@@ -80,12 +92,21 @@ class AppSettings:
     def __init__(self, settings: QSettings | None = None):
         self.qsettings = settings if settings is not None else QSettings()
 
+    def read(self, key: str, default: T, valid: Callable[[T], bool] | None = None) -> T:
+        """The value under `key` as the type of `default`; `default` when it is absent, and (with a warning in the
+        log) when it is of another type or `valid` refuses it."""
+        raw = self.qsettings.value(key)
+        if raw is None:
+            return default
+        value = _convert(raw, type(default))
+        if value is _INVALID or valid is not None and not valid(value):
+            log.warning("setting %s = %r is not valid: using %r", key, raw, default)
+            return default
+        return value
+
     def preferences(self) -> Preferences:
-        values = {}
-        for f in fields(Preferences):
-            default = f.default
-            values[f.name] = self.qsettings.value(f"model/{f.name}", default, type=type(default))
-        return Preferences(**values)
+        return Preferences(**{f.name: self.read(f"model/{f.name}", f.default, _PREFERENCE_CHECKS.get(f.name))
+                              for f in fields(Preferences)})
 
     def set_preferences(self, prefs: Preferences) -> None:
         for f in fields(Preferences):
@@ -97,8 +118,8 @@ class AppSettings:
 
     def draft_options(self) -> tuple[int, bool]:
         """(strength in percent, keep the photo's colours) of the instant draft."""
-        strength = self.qsettings.value("draft/strength", 100, type=int)
-        return min(100, max(0, strength)), self.qsettings.value("draft/preserve_colour", False, type=bool)
+        return (self.read("draft/strength", 100, lambda percent: 0 <= percent <= 100),
+                self.read("draft/preserve_colour", False))
 
     def set_draft_options(self, strength: int, preserve_colour: bool) -> None:
         self.qsettings.setValue("draft/strength", int(strength))
@@ -109,8 +130,8 @@ class AppSettings:
         return {key: self.qsettings.value(key) for key in self.qsettings.allKeys()}
 
     def geometry(self) -> QByteArray | None:
-        value = self.qsettings.value("window/geometry")
-        return value if isinstance(value, QByteArray) else None
+        geometry = self.read("window/geometry", QByteArray())
+        return None if geometry.isEmpty() else geometry
 
     def set_geometry(self, geometry: QByteArray) -> None:
         self.qsettings.setValue("window/geometry", geometry)

@@ -114,7 +114,7 @@ def test_without_the_model_a_draft_on_quick_regions_and_one_explanation(make_win
     assert "quick regions" in window.content_panel.info.text()
     wait_idle(qtbot, window)
     assert window.session.error.message.startswith("Drafts only")
-    assert "File > Settings" in window.banner.label.text() and "5.6 GB" in window.banner.label.text()
+    assert "File > Settings" in window.banner.text() and "5.6 GB" in window.banner.text()
     assert not window.draft_panel.refine_button.isEnabled()
 
     window.session.selected_region = 2  # pin a quick region to the other reference: the draft follows
@@ -179,8 +179,8 @@ def test_help_copy_diagnostics_and_open_log_folder(make_window, qtbot, tmp_path,
     import gui.main_window as main_window
 
     window = make_window()
-    window.log_file = tmp_path / "logs" / "stylegallery.log"
-    window.settings.qsettings.setValue("model/cache_dir", str(tmp_path / "private-cache"))
+    window.app.log_file = tmp_path / "logs" / "stylegallery.log"
+    window.app.settings.qsettings.setValue("model/cache_dir", str(tmp_path / "private-cache"))
     window.copy_diagnostics()
     text = QApplication.clipboard().text()
     assert text.startswith("StyleGallery diagnostics") and "model/cache_dir" in text

@@ -25,7 +25,7 @@ def test_real_engine_run_previews_completes_and_cancels(make_window, qtbot, tiny
     # Cheaper clustering than SPEC's (mechanics only: the same params reach analyses, matching and the run).
     window.controller.stage1 = dataclasses.replace(Stage1Params(), pca_components=8, k_max=4, kmeans_restarts=2,
                                                    inversion_steps=4)
-    window.controller.session.random_weights = True  # as MainWindow sets it from the manifest for these models
+    window.controller.session.random_weights = True  # as the App sets it from the manifest for these models
     window.controller.add_references([write_image(tmp_path / "ref.png", size=64, seed=1)])
     window.controller.open_content(write_image(tmp_path / "photo.png", size=64, seed=2))
     qtbot.waitUntil(lambda: window.session.match_table is not None or window.session.error is not None,

@@ -104,14 +104,15 @@ def test_gallery_add_rename_family_enable_and_reload(qtbot, tmp_path):
 def test_gallery_never_overwrites_an_unreadable_index(qtbot, tmp_path):
     gallery = Gallery(tmp_path / "g")
     gallery.add_paths([write_image(tmp_path / "a.png")])
+    gallery.add_paths([write_image(tmp_path / "c.png", seed=5)])
     index = tmp_path / "g" / "index.json"
     for path in (index, index.with_name("index.json.bak")):
-        if path.exists():
-            path.write_text("{ damaged")
+        path.write_text("{ damaged")
     broken = Gallery(tmp_path / "g")
-    assert broken.load_error is not None
+    assert broken.load_error is not None and str(index) in broken.load_error.message
     broken.add_paths([write_image(tmp_path / "b.png", seed=3)])
-    assert index.read_text() == "{ damaged"
+    kept = list((tmp_path / "g").glob("index.json*.damaged-*"))
+    assert len(kept) == 2 and all(p.read_text() == "{ damaged" for p in kept)  # kept aside, never overwritten
 
 
 def test_queue_runs_jobs_in_order_with_steps_and_results(queue, qtbot):
@@ -179,7 +180,8 @@ def test_preview_throttle_keeps_first_and_last():
 def test_settings_round_trip_reads_bools_as_bools(qtbot, tmp_path):
     from PySide6.QtCore import QSettings
 
-    from gui.settings import AppSettings, Preferences, random_weights
+    from engine.models import random_weights
+    from gui.settings import AppSettings, Preferences
 
     path = str(tmp_path / "s.ini")
     settings = AppSettings(QSettings(path, QSettings.Format.IniFormat))
@@ -192,3 +194,27 @@ def test_settings_round_trip_reads_bools_as_bools(qtbot, tmp_path):
     assert not random_weights(prefs.model_source())
     (tmp_path / "manifest.json").write_text('{"random_weights": true}')
     assert random_weights(prefs.model_source())
+
+
+def test_app_root_builds_the_models_without_a_window_and_keeps_preferences_in_qsettings(qtbot, tmp_path):
+    """The composition root is usable headless: the draft options and the CPU notice live in QSettings only."""
+    from PySide6.QtCore import QSettings
+
+    from gui.app import App
+    from gui.settings import AppSettings, Preferences
+    from tests.test_gui_support import FakeEngine
+
+    path = str(tmp_path / "s.ini")
+    app = App(AppSettings(QSettings(path, QSettings.Format.IniFormat)), tmp_path / "data", engine=FakeEngine())
+    app.session.draft_strength, app.session.draft_preserve_colour = 40, True
+    notices = []
+    app.speed_notice.connect(notices.append)
+    app.controller.speed_warning.emit("slow")
+    app.controller.speed_warning.emit("slow")
+    assert notices == ["slow"]
+    app.apply_preferences(Preferences(device="cpu", offline=True))
+    app.close(b"")
+    again = AppSettings(QSettings(path, QSettings.Format.IniFormat))
+    assert again.draft_options() == (40, True) and again.cpu_warning_shown
+    assert again.preferences() == Preferences(device="cpu", offline=True)
+    assert not app.controller.queue._thread.isRunning()

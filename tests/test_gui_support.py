@@ -126,17 +126,18 @@ def write_image(path: Path, size: int = 48, seed: int = 0) -> Path:
 
 @pytest.fixture
 def make_window(qtbot, tmp_path):
-    """Builds MainWindows on a temp data folder and settings file; closing them waits for their threads."""
+    """Builds windows (through the App, as `main.py gui` does) on a temp data folder and settings file; closing them
+    waits for their threads."""
     from PySide6.QtCore import QSettings
 
-    from gui.main_window import MainWindow
+    from gui.app import open_window
     from gui.settings import AppSettings
 
     windows = []
 
     def make(engine=None, data_dir: Path | None = None, settings_file: Path | None = None):
         settings = AppSettings(QSettings(str(settings_file or tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-        window = MainWindow(settings, data_dir or tmp_path / "data", engine=engine if engine is not None else FakeEngine())
+        window = open_window(settings, data_dir or tmp_path / "data", engine=engine if engine is not None else FakeEngine())
         qtbot.addWidget(window)
         windows.append(window)
         return window

@@ -78,7 +78,7 @@ def test_non_image_drop_shows_a_message(make_window, qtbot, tmp_path):
     assert window.gallery.references == []
     assert window.session.error is not None and "notes.txt" in window.session.error.message
     assert window.banner.isVisibleTo(window)
-    assert "notes.txt" in window.banner.label.text()
+    assert "notes.txt" in window.banner.text()
 
 
 def test_unreadable_content_shows_a_message(make_window, tmp_path):
@@ -239,8 +239,7 @@ def test_settings_dialog_and_switching_models(make_window, qtbot, tmp_path):
     dialog.offline.setChecked(True)
     prefs = dialog.preferences()
     assert (prefs.sd, prefs.device, prefs.offline) == (str(models / "sd15"), "cpu", True)
-    window.settings.set_preferences(prefs)
-    window.apply_preferences(prefs)
+    window.app.apply_preferences(prefs)
     assert window.session.random_weights
     assert window.model_label.text() == "Model: sd15 (RANDOM WEIGHTS)"
     qtbot.waitUntil(lambda: window.device_label.text() == "Device: CPU: slow", timeout=20000)

@@ -109,16 +109,16 @@ def test_kept_tokens_follow_the_upsampled_mask():
     mask[0, 0] = True  # one cell = 8x8 = 64 px in block 0
     mask[0:4, 60:64] = True  # a whole 32x32 block (256 px): token 15
     mask[60:64, 0] = True  # 4 cells down one block edge (256 px): token 240
-    assert kept_token_indices(mask, 512, 16, 10).tolist() == [0, 15, 240]
-    assert kept_token_indices(mask, 512, 16, 64).tolist() == [15, 240]
+    assert kept_token_indices(mask, (16, 16), 10).tolist() == [0, 15, 240]
+    assert kept_token_indices(mask, (16, 16), 64).tolist() == [15, 240]
     with pytest.raises(InvalidRequest):
-        kept_token_indices(mask, 500, 16, 10)
+        kept_token_indices(mask, (15, 16), 10)
 
 
 def test_region_geometry_circle():
     labels = np.zeros((8, 8), np.int64)
     labels[2, 2:5] = 1  # cells (2,2) (2,3) (2,4)
-    geometry = region_geometry(labels, 1, image_size=512, token_grid=16)
+    geometry = region_geometry(labels, 1, grid=(2, 2))
     assert (geometry.pixels, geometry.centre, geometry.radius) == (3, (2.0, 3.0), 1.0)
 
 

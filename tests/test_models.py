@@ -296,3 +296,25 @@ def test_hub_scheduler_config_of_another_class_gives_sd15_ddim(tmp_path):
         ' "steps_offset": 1, "trained_betas": null}')
     assert models._scheduler_config(tmp_path) == SD15_DDIM_CONFIG
     assert models._scheduler_config(None) == SD15_DDIM_CONFIG
+
+
+@pytest.mark.parametrize("which", ["dinov2", "depth"])
+def test_image_processor_does_not_follow_torchvision(tiny_model_source, monkeypatch, which):
+    """transformers picks its torchvision backend whenever torchvision is importable; the engine must not, or the
+    models' inputs (so matches and depth splits) would change with what else is installed. torchvision is never
+    installed here, so its availability check and its backend's class are simulated."""
+    from transformers.models.auto import image_processing_auto
+
+    without = type(getattr(ModelBundle(tiny_model_source, CPU, torch.float32), which)[1])
+    real_load = image_processing_auto._load_class_with_fallback
+
+    def load_with_torchvision(mapping, backend):
+        processor_class = real_load(mapping, "pil" if backend == "torchvision" else backend)
+        if backend == "torchvision" and "torchvision" in mapping:
+            return type(processor_class.__name__ + "Torchvision", (processor_class,), {})
+        return processor_class
+
+    monkeypatch.setattr(image_processing_auto, "is_torchvision_available", lambda: True)
+    monkeypatch.setattr(image_processing_auto, "_load_class_with_fallback", load_with_torchvision)
+    with_torchvision = type(getattr(ModelBundle(tiny_model_source, CPU, torch.float32), which)[1])
+    assert with_torchvision is without

@@ -83,7 +83,7 @@ def test_depth_split_threshold_is_inclusive_on_the_5_95_span():
 
 def test_depth_grid_samples_floor_index_and_normalises():
     depth = torch.arange(512 * 512, dtype=torch.float32).reshape(512, 512)
-    grid = depth_grid(depth, 64, 1e-6)
+    grid = depth_grid(depth, (64, 64), 1e-6)
     raw = depth[::8, ::8]
     expected = (raw - raw.min()) / (raw.max() - raw.min() + 1e-6)
     assert torch.allclose(grid, expected)
@@ -95,7 +95,7 @@ def test_user_mask_colours_numbered_by_first_appearance_black_keeps():
     mask[0:64, 256:512] = (255, 0, 0)  # first in raster order
     mask[8:16, 0:8] = (0, 0, 255)  # appears later (row 8)
     mask[1:8, 1:8] = (0, 255, 0)  # never sampled at (8i, 8j): vanishes
-    ids = user_mask_grid(Image.fromarray(mask), 512, 64)
+    ids = user_mask_grid(Image.fromarray(mask), ((512, 512),), (64, 64))
     assert ids.shape == (64, 64)
     assert set(np.unique(ids)) == {0, 1, 3}
     assert (ids[0:8, 32:] == 1).all() and ids[1, 0] == 3 and ids[0, 0] == 0
@@ -103,7 +103,7 @@ def test_user_mask_colours_numbered_by_first_appearance_black_keeps():
 
 def test_user_mask_must_be_exactly_the_analysis_size():
     with pytest.raises(InvalidRequest):
-        user_mask_grid(Image.new("RGB", (256, 256)), 512, 64)
+        user_mask_grid(Image.new("RGB", (256, 256)), ((512, 512),), (64, 64))
 
 
 def test_user_mask_overwrites_and_renumbers():

@@ -6,6 +6,7 @@ These regions are not the method's (stage 1): everything that shows them labels 
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import cv2
@@ -126,21 +127,75 @@ def choose_clusters(features: np.ndarray, params: QuickRegionParams) -> np.ndarr
     return best
 
 
+def four_connected_pieces(labels: np.ndarray) -> np.ndarray:
+    """int32 piece ids (H, W), 0..P-1: one per 4-connected piece of equal labels."""
+    pieces = np.zeros(labels.shape, np.int32)
+    count = 0
+    for region in np.unique(labels):
+        n, comp = cv2.connectedComponents((labels == region).astype(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+        inside = comp > 0
+        pieces[inside] = comp[inside] + count - 1
+        count += n - 1
+    return pieces
+
+
+def shared_borders(pieces: np.ndarray) -> list[dict[int, int]]:
+    """Per piece, {neighbouring piece: number of 4-adjacent pixel pairs between them}."""
+    count = int(pieces.max()) + 1
+    firsts = np.concatenate([pieces[:, :-1].ravel(), pieces[:-1].ravel()]).astype(np.int64)
+    seconds = np.concatenate([pieces[:, 1:].ravel(), pieces[1:].ravel()]).astype(np.int64)
+    differ = firsts != seconds
+    firsts, seconds = firsts[differ], seconds[differ]
+    pairs, counts = np.unique(np.concatenate([firsts * count + seconds, seconds * count + firsts]),
+                              return_counts=True)
+    borders: list[dict[int, int]] = [{} for _ in range(count)]
+    for pair, n in zip(pairs.tolist(), counts.tolist()):
+        borders[pair // count][pair % count] = n
+    return borders
+
+
 def merge_small_pieces(labels: np.ndarray, min_pixels: int) -> np.ndarray:
-    """Give each 4-connected piece under `min_pixels` to the label it shares the most border with."""
-    labels = labels.copy()
-    while True:
-        pieces = []
-        for region in np.unique(labels):
-            n, comp, stats, _ = cv2.connectedComponentsWithStats((labels == region).astype(np.uint8), connectivity=4)
-            pieces += [(stats[i, cv2.CC_STAT_AREA], comp == i) for i in range(1, n)
-                       if stats[i, cv2.CC_STAT_AREA] < min_pixels]
-        if not pieces or len(np.unique(labels)) == 1:
-            return labels
-        area, mask = min(pieces, key=lambda p: p[0])
-        ring = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~mask
-        neighbours, counts = np.unique(labels[ring], return_counts=True)
-        labels[mask] = neighbours[np.argmax(counts)]
+    """Give each 4-connected piece under `min_pixels`, smallest first, to the label it shares the most border with
+    (4-adjacent pixel pairs; ties to the smaller label), until no piece is small or one piece covers the map.
+
+    Finite by construction: a piece's 4-neighbours never carry its own label (they would belong to the piece), so
+    each merge gives the piece to a *different* label and joins it with that label's pieces beside it, leaving at
+    least one piece fewer. With P pieces at the start there are at most P - 1 merges, and the loop pops at most
+    2P - 1 heap entries (P at the start, one per merge).
+    """
+    pieces = four_connected_pieces(labels)
+    count = int(pieces.max()) + 1
+    label_of = np.zeros(count, labels.dtype)
+    label_of[pieces.ravel()] = labels.ravel()
+    size = np.bincount(pieces.ravel(), minlength=count)
+    borders = shared_borders(pieces)
+    owner = np.arange(count)  # a merged piece lives on under one member's id; the others point to it
+    heap = [(int(size[p]), p) for p in range(count) if size[p] < min_pixels]
+    heapq.heapify(heap)
+    while heap:
+        area, piece = heapq.heappop(heap)
+        if owner[piece] != piece or area != size[piece] or not borders[piece]:
+            continue  # stale entry (merged or grown since), or the only piece left
+        by_label: dict = {}
+        for neighbour, shared in borders[piece].items():
+            by_label[label_of[neighbour]] = by_label.get(label_of[neighbour], 0) + shared
+        target = min(by_label, key=lambda label: (-by_label[label], label))
+        group = {piece} | {n for n in borders[piece] if label_of[n] == target}
+        keep = max(group, key=lambda p: len(borders[p]))  # the fewest border entries to move
+        label_of[keep], size[keep] = target, sum(size[p] for p in group)
+        for member in group - {keep}:
+            for neighbour, shared in borders[member].items():
+                del borders[neighbour][member]
+                if neighbour not in group:
+                    borders[keep][neighbour] = borders[keep].get(neighbour, 0) + shared
+                    borders[neighbour][keep] = borders[neighbour].get(keep, 0) + shared
+            borders[member] = {}
+            owner[member] = keep
+        if size[keep] < min_pixels:
+            heapq.heappush(heap, (int(size[keep]), keep))
+    while (owner[owner] != owner).any():  # follow chains of merges; each step at least halves what is left
+        owner = owner[owner]
+    return label_of[owner][pieces]
 
 
 def quick_regions(image: np.ndarray, params: QuickRegionParams = QuickRegionParams()) -> np.ndarray:

@@ -96,10 +96,10 @@ def merge_clusters(labels: torch.Tensor, n_clusters: int, latent: torch.Tensor, 
     return mapping.to(labels.device)[labels], int(kept.numel())
 
 
-def depth_grid(depth: torch.Tensor, size: int, eps: float) -> torch.Tensor:
-    """Native-size depth (H, W) -> (size, size) by floor-index nearest sampling, min-max normalised
+def depth_grid(depth: torch.Tensor, shape: tuple[int, int], eps: float) -> torch.Tensor:
+    """Native-size depth (H, W) -> the label grid's (h, w) by floor-index nearest sampling, min-max normalised
     with denominator (max - min + eps)."""
-    grid = F.interpolate(depth.float()[None, None], size=(size, size), mode="nearest")[0, 0]
+    grid = F.interpolate(depth.float()[None, None], size=tuple(shape), mode="nearest")[0, 0]
     return (grid - grid.min()) / (grid.max() - grid.min() + eps)
 
 
@@ -131,24 +131,29 @@ def depth_split(labels: torch.Tensor, n_clusters: int, depth: torch.Tensor,
     return labels, n_clusters
 
 
-def user_mask_grid(mask: Image.Image, size: int, grid: int) -> np.ndarray:
-    """Step 9 input: an RGB label image of exactly size x size -> (grid, grid) int64 ids, 0 = keep automatic.
+def user_mask_grid(mask: Image.Image, sizes: tuple[tuple[int, int], ...], grid: tuple[int, int]) -> np.ndarray:
+    """Step 9 input: an RGB label image of one of `sizes` (width, height) -> (rows, cols) = `grid` int64 ids,
+    0 = keep automatic.
 
     Each distinct non-black colour is a region, numbered in order of first appearance in raster order
-    at full size; the grid takes pixel (s i, s j) with s = size // grid.
+    at full size; grid cell (i, j) takes pixel (floor(i H / rows), floor(j W / cols)) (at 512 px and 64 cells:
+    (8 i, 8 j), the reference's sampling).
     """
-    if mask.size != (size, size):
+    if tuple(mask.size) not in {tuple(size) for size in sizes}:
+        allowed = " or ".join(dict.fromkeys(f"{w}x{h}" for w, h in sizes))
         raise InvalidRequest(f"The region mask is {mask.size[0]}x{mask.size[1]} pixels; it must be exactly "
-                             f"{size}x{size}", hint="Draw the mask on the image resized to that size.")
+                             f"{allowed}", hint="Draw the mask on the photo itself, or on the image resized to "
+                                                "the method's working size.")
     rgb = np.asarray(mask.convert("RGB"), dtype=np.int64)
     codes = (rgb[..., 0] + (rgb[..., 1] << 8) + (rgb[..., 2] << 16)).ravel()
     colours, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
     first = np.where(colours == 0, -1, first)  # black sorts first and takes id 0
     rank = np.empty(colours.size, dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(colours.size) + int(not (colours == 0).any())
-    ids = rank[inverse].reshape(size, size)
-    step = size // grid
-    return ids[::step, ::step][:grid, :grid]
+    width, height = mask.size
+    ids = rank[inverse].reshape(height, width)
+    rows, cols = grid
+    return ids[np.ix_((np.arange(rows) * height) // rows, (np.arange(cols) * width) // cols)]
 
 
 def apply_user_mask(labels: np.ndarray, mask_ids: np.ndarray) -> np.ndarray:

@@ -19,14 +19,14 @@ from ..cache import DiskCache, cache_key, load_analysis, save_analysis
 from .clustering import Clustering, cluster_features, seeded_global_rng
 from .depth import predict_depth
 from ..errors import Cancelled, InvalidRequest
-from ..images import pixel_sha256, resize_to_square
+from ..images import pixel_sha256, resize_to
 from .inversion import InversionResult, ddim_invert_batch, encode_latent
-from ..params import STAGE1_MAX_BATCH, Stage1Params
+from ..params import LATENT_FACTOR, STAGE1_MAX_BATCH, Stage1Params, working_size
 from .regions import (apply_user_mask, depth_split, depth_grid, merge_clusters, remove_small_pieces,
                       user_mask_grid)
 from ..types import Analysis, CancelFlag, EventCallback, StepEvent
 
-CACHE_VERSION = 1  # bump when the stage-1 arithmetic changes, so old entries are not reused
+CACHE_VERSION = 2  # bump when the stage-1 arithmetic changes, so old entries are not reused
 
 
 @dataclass
@@ -66,7 +66,7 @@ def segment(fmix: torch.Tensor, latent: torch.Tensor, depth: torch.Tensor | None
                                        params.merge_threshold, params.merge_rule)
         steps["step6_merge"] = grid(labels)
         if depth is not None:
-            pixels_depth = depth_grid(depth.to(device), height, params.depth_norm_eps).reshape(-1)
+            pixels_depth = depth_grid(depth.to(device), shape, params.depth_norm_eps).reshape(-1)
             labels, count = depth_split(labels, count, pixels_depth, params)
             steps["step7_depth_split"] = grid(labels)
             labels, count = merge_clusters(labels, count, pixels_latent, params.remerge_latent_threshold,
@@ -83,9 +83,10 @@ def segment(fmix: torch.Tensor, latent: torch.Tensor, depth: torch.Tensor | None
 
 
 def analysis_key(image_sha256: str, params: Stage1Params, sd_model_id: str, depth_model_id: str | None,
-                 mask_sha256: str | None, device: torch.device, dtype: torch.dtype) -> str:
-    """Everything that changes a stage-1 result, hashed."""
+                 mask_sha256: str | None, device: torch.device, dtype: torch.dtype, size: tuple[int, int]) -> str:
+    """Everything that changes a stage-1 result, hashed (`size`: the working size in pixels)."""
     return cache_key({"stage": "analysis", "version": CACHE_VERSION, "image": image_sha256, "params": params,
+                      "working_size": list(size),
                       "sd": sd_model_id, "depth": depth_model_id if params.use_depth else None,
                       "user_mask": mask_sha256, "device": torch.device(device).type, "dtype": str(dtype)})
 
@@ -116,6 +117,7 @@ class _Pending:
     image: Image.Image
     image_sha: str
     key: str
+    size: tuple[int, int]  # working size (width, height), pixels
     mask_ids: np.ndarray | None
     latent: torch.Tensor | None = None
 
@@ -137,17 +139,19 @@ def analyze_images(bundle, images: list[tuple[Image.Image, Image.Image | None]],
     pending: list[_Pending] = []
     for index, (image, user_mask) in enumerate(images):
         image_sha = pixel_sha256(image)
+        size = working_size(*image.size, params)
         mask_ids = mask_sha = None
         if user_mask is not None:
-            mask_ids = user_mask_grid(user_mask, params.image_size, params.image_size // 8)
+            mask_ids = user_mask_grid(user_mask, (size, image.size),
+                                      (size[1] // LATENT_FACTOR, size[0] // LATENT_FACTOR))
             mask_sha = pixel_sha256(user_mask)
         key = analysis_key(image_sha, params, bundle.model_id("sd"), bundle.model_id("depth"), mask_sha,
-                           bundle.device, bundle.dtype)
+                           bundle.device, bundle.dtype, size)
         cached = load_analysis(cache, key) if cache is not None else None
         if cached is not None and (not keep_intermediates or "x_pca" in cached.steps):
             results[index] = cached
         else:
-            pending.append(_Pending(index, image, image_sha, key, mask_ids))
+            pending.append(_Pending(index, image, image_sha, key, size, mask_ids))
 
     total = total_steps(params) * len(pending)
     done = 0
@@ -164,7 +168,7 @@ def analyze_images(bundle, images: list[tuple[Image.Image, Image.Image | None]],
         on_event(StepEvent("analyze", 1, 1, message="Loaded from cache"))
     sd = bundle.sd
     for item in pending:
-        item.latent = encode_latent(sd.vae, resize_to_square(item.image, params.image_size))
+        item.latent = encode_latent(sd.vae, resize_to(item.image, item.size))
         advance("Encoded the image")
     for group in _inversion_batches(pending):
         inversions = ddim_invert_batch(

@@ -6,7 +6,7 @@ Every pair's scores are kept in the MatchTable so the GUI can show the runner-up
 
 - S_stat: cosine of descriptors from an untrained, seeded transformer over the region's raw F_mix vectors.
 - S_sem: cosine of the mean DINOv2 patch token over the 32x32 blocks the region covers.
-- S_pos: IoU of the two regions' enclosing circles on the label grid.
+- S_pos: IoU of the two regions' enclosing circles, each in its picture's unit square (any aspect).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidRequest
-from ..params import MatchParams
+from ..params import LATENT_FACTOR, MatchParams
 from ..types import Analysis, MatchTable, PairScore, Pin, RegionMatch
 
 
@@ -81,43 +81,74 @@ def stat_transformer(width: int, params: MatchParams = MatchParams()) -> StatTra
 
 @dataclass(frozen=True)
 class RegionGeometry:
-    """Where a region lies: its cell count, enclosing circle on the label grid, and the DINOv2 tokens it keeps.
+    """Where a region lies: its cell count, enclosing circle, and the DINOv2 tokens it keeps.
 
-    centre is the mean (row, col) of its cells; radius the largest distance from it, in cells.
-    kept_tokens are row-major token indices whose image block holds more than the threshold of region pixels.
+    centre is the mean (row, col) of its cells and radius the largest distance from it, in cells (the reference's
+    numbers). unit_centre and unit_radius are the same circle in the picture's unit square (row / rows, col / cols,
+    each axis 0..1), so a tall and a wide picture compare fairly; on a square power-of-two grid they are the cell
+    numbers scaled exactly. kept_tokens are row-major token indices whose image block holds more than the threshold
+    of region pixels.
     """
 
     region: int
     pixels: int
     centre: tuple[float, float]
     radius: float
+    unit_centre: tuple[float, float]
+    unit_radius: float
     kept_tokens: np.ndarray
 
 
-def region_geometry(labels: np.ndarray, region: int, image_size: int = 512, token_grid: int = 16,
+def enclosing_circle(rows: np.ndarray, cols: np.ndarray) -> tuple[tuple[float, float], float]:
+    """The mean point of (rows, cols) and the largest distance from it."""
+    centre = (float(rows.mean()), float(cols.mean()))
+    return centre, float(np.sqrt((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2).max())
+
+
+def region_geometry(labels: np.ndarray, region: int, grid: tuple[int, int] = (16, 16),
                     keep_threshold: int = 10) -> RegionGeometry:
-    """Geometry of `region` in a label map; the mask is nearest-upsampled to `image_size` and cut into
-    `token_grid` x `token_grid` blocks, as the reference compares it with DINOv2's patch grid."""
+    """Geometry of `region` in a (h, w) label map; the mask is nearest-upsampled to the working size in pixels
+    (LATENT_FACTOR per cell) and cut into `grid` = (rows, cols) token blocks, as the reference compares it with
+    DINOv2's patch grid."""
     mask = labels == region
     rows, cols = np.nonzero(mask)
     if rows.size == 0:
         raise InvalidRequest(f"Region {region} does not occur in the label map")
-    centre = (float(rows.mean()), float(cols.mean()))
-    radius = float(np.sqrt((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2).max())
-    return RegionGeometry(int(region), int(rows.size), centre, radius,
-                          kept_token_indices(mask, image_size, token_grid, keep_threshold))
-
-
-def kept_token_indices(mask: np.ndarray, image_size: int, token_grid: int, keep_threshold: int) -> np.ndarray:
-    """Row-major indices of the image blocks with more than `keep_threshold` region pixels at `image_size`."""
     height, width = mask.shape
-    if image_size % height or image_size % width or image_size % token_grid:
-        raise InvalidRequest(f"A {height}x{width} label map cannot be upsampled to {image_size} px and cut into "
-                             f"{token_grid}x{token_grid} blocks")
-    up = np.repeat(np.repeat(mask, image_size // height, axis=0), image_size // width, axis=1)
-    block = image_size // token_grid
-    counts = up.reshape(token_grid, block, token_grid, block).sum(axis=(1, 3))
+    centre, radius = enclosing_circle(rows, cols)
+    unit_centre, unit_radius = enclosing_circle(rows / height, cols / width)
+    return RegionGeometry(int(region), int(rows.size), centre, radius, unit_centre, unit_radius,
+                          kept_token_indices(mask, grid, keep_threshold))
+
+
+def kept_token_indices(mask: np.ndarray, grid: tuple[int, int], keep_threshold: int) -> np.ndarray:
+    """Row-major indices of the `grid` = (rows, cols) image blocks with more than `keep_threshold` region pixels, the
+    (h, w) mask taken at the working size in pixels (LATENT_FACTOR per cell)."""
+    height, width = mask.shape
+    rows, cols = grid
+    if (height * LATENT_FACTOR) % rows or (width * LATENT_FACTOR) % cols:
+        raise InvalidRequest(f"A {height}x{width} label map at {LATENT_FACTOR} px per cell cannot be cut into "
+                             f"{rows}x{cols} token blocks")
+    up = np.repeat(np.repeat(mask, LATENT_FACTOR, axis=0), LATENT_FACTOR, axis=1)
+    block_h, block_w = height * LATENT_FACTOR // rows, width * LATENT_FACTOR // cols
+    counts = up.reshape(rows, block_h, cols, block_w).sum(axis=(1, 3))
     return np.flatnonzero(counts.reshape(-1) > keep_threshold)
+
+
+def token_grid_of(n_tokens: int, shape: tuple[int, int]) -> tuple[int, int]:
+    """The (rows, cols) grid of `n_tokens` patch tokens covering a picture with the label map's `shape` (h, w).
+
+    The tokens cover the same picture as the regions (whole, or the reference's centre crop of a square picture),
+    so the grid has the label map's aspect: rows : cols = h : w and rows * cols = n_tokens.
+    """
+    height, width = shape
+    divisor = math.gcd(height, width)
+    tall, wide = height // divisor, width // divisor
+    scale = math.isqrt(n_tokens // (tall * wide)) if n_tokens % (tall * wide) == 0 else 0
+    if scale == 0 or scale * scale * tall * wide != n_tokens:
+        raise InvalidRequest(f"{n_tokens} DINOv2 patch tokens do not form a grid with the {height}x{width} label "
+                             f"map's aspect", hint="Use the 'aligned' DINOv2 alignment for pictures that are not square.")
+    return tall * scale, wide * scale
 
 
 def circle_iou(centre_a: tuple[float, float], radius_a: float, centre_b: tuple[float, float],
@@ -180,16 +211,14 @@ class RegionDescriptor:
 
 def describe_regions(analysis: Analysis, tokens: np.ndarray, params: MatchParams,
                      model: StatTransformer | None = None) -> dict[int, RegionDescriptor]:
-    """Descriptors of every region of one image, ascending id. tokens: (T, D) DINOv2 patch tokens, no CLS."""
-    token_grid = math.isqrt(tokens.shape[0])
-    if token_grid * token_grid != tokens.shape[0]:
-        raise InvalidRequest(f"Expected a square grid of DINOv2 patch tokens, got {tokens.shape[0]}")
+    """Descriptors of every region of one image, ascending id. tokens: (T, D) DINOv2 patch tokens, no CLS, row-major
+    over a grid with the label map's aspect (`token_grid_of`)."""
+    grid = token_grid_of(tokens.shape[0], analysis.labels.shape)
     if model is None:
         model = stat_transformer(analysis.fmix.shape[0], params)
     result = {}
     for region in analysis.region_ids:
-        geometry = region_geometry(analysis.labels, region, analysis.params.image_size, token_grid,
-                                   params.token_keep_threshold)
+        geometry = region_geometry(analysis.labels, region, grid, params.token_keep_threshold)
         result[region] = RegionDescriptor(geometry, stat_descriptor(model, analysis.fmix, analysis.labels == region),
                                           sem_descriptor(tokens, geometry.kept_tokens))
     return result
@@ -199,8 +228,8 @@ def score_pair(content: RegionDescriptor, style: RegionDescriptor, params: Match
     """(S_stat, S_sem, S_pos, S) of one candidate pair."""
     s_stat = cosine(content.stat, style.stat)
     s_sem = 0.0 if content.sem is None or style.sem is None else cosine(content.sem, style.sem)
-    s_pos = circle_iou(content.geometry.centre, content.geometry.radius, style.geometry.centre,
-                       style.geometry.radius)
+    s_pos = circle_iou(content.geometry.unit_centre, content.geometry.unit_radius, style.geometry.unit_centre,
+                       style.geometry.unit_radius)
     score = params.stat_weight * s_stat + params.sem_weight * s_sem + params.pos_weight * s_pos
     return s_stat, s_sem, s_pos, score
 

@@ -6,9 +6,9 @@ computed in ONE batched no-grad UNet call per timestep and can be kept in a `Fea
 after a pin change (same content, same references, same timesteps) then only pays for the
 forward and backward through z.
 
-Cache keys hold everything the tensors depend on: model (and fast-mode LoRA), the latent's bytes,
-the timestep, the layers, the precision and the kind (queries or keys/values). At SD1.5 size one image
-costs about 24 MB (queries) or 47 MB (keys + values) per timestep in fp32, so a 150-step run with two
+Cache keys hold everything the tensors depend on: model (and fast-mode LoRA), the latent's bytes and
+shape (the working size), the timestep, the layers, the precision and the kind (queries or keys/values).
+At SD1.5's 512 x 512 one image costs about 24 MB (queries) or 47 MB (keys + values) per timestep in fp32, so a 150-step run with two
 references needs about 18 GB: give the cache a byte budget (memory, least recently used first out)
 and optionally a folder (safetensors files, loaded back bit for bit).
 
@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..types import CancelFlag, is_cancelled
 from .attention import FeatureStore, capture_self_attention, forward_until_recorded
 
 Tensors = dict[str, torch.Tensor]
@@ -153,10 +154,12 @@ class ReferenceFeatures:
         self._refs = sorted(reference_latents)
         self._items += [(f"ref{i}", reference_latents[i], "kv") for i in self._refs]
         self._digests = {name: latent_digest(latent) for name, latent, _ in self._items}
+        self._shapes = {name: list(latent.shape) for name, latent, _ in self._items}
         self._model_key = model_key
         self._run = FeatureCache.new_run()
 
-    def at(self, timestep: float) -> StepFeatures:
+    def at(self, timestep: float, cancel: CancelFlag | None = None) -> StepFeatures | None:
+        """The features at `timestep`; None when `cancel` is set before one of its batched passes."""
         found: dict[str, Tensors] = {}
         missing = []
         for name, latent, kind in self._items:
@@ -167,6 +170,8 @@ class ReferenceFeatures:
                 found[name] = {k: v.to(latent.device) for k, v in cached.items()}
         size = self.batch_size or max(len(missing), 1)
         for start in range(0, len(missing), size):
+            if is_cancelled(cancel):
+                return None
             chunk = missing[start:start + size]
             computed = self._compute(chunk, timestep)
             for name, _, kind in chunk:
@@ -205,7 +210,8 @@ class ReferenceFeatures:
         )
 
     def _key(self, name: str, kind: str, timestep: float) -> str:
-        blob = json.dumps({"model": self._model_key, "latent": self._digests[name], "t": float(timestep),
+        blob = json.dumps({"model": self._model_key, "latent": self._digests[name], "shape": self._shapes[name],
+                           "t": float(timestep),
                            "layers": list(self.layers), "precision": self.precision, "kind": kind},
                           sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()

@@ -24,7 +24,7 @@ from .attention import FeatureStore, capture_self_attention, forward_until_recor
 from ..params import FAST_MODES, VAE_SCALING_FACTOR, Stage3Params
 from ..preview import latent_to_rgb
 from .features import FeatureCache, ReferenceFeatures, StepFeatures, autocast_for
-from ..types import CancelFlag, EventCallback, LossRecord, RegionMatch, StepEvent
+from ..types import CancelFlag, EventCallback, LossRecord, RegionMatch, StepEvent, is_cancelled
 
 if TYPE_CHECKING:
     from ..models import SDModels
@@ -252,10 +252,65 @@ def latent_tensor(latent: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(np.asarray(latent), dtype=torch.float32).reshape(1, *latent.shape[-3:]).to(device)
 
 
+@dataclass
+class Optimisation:
+    """What `optimise` did to z (in place): the losses, fp16 steps skipped, and whether it was cancelled."""
+
+    losses: list[LossRecord]
+    skipped: int
+    cancelled: bool
+
+
+def optimise(unet, z: torch.Tensor, timesteps: list[float], provider: ReferenceFeatures, terms: list[RegionTerm],
+             embeds: torch.Tensor, params: Stage3Params, lr: float, on_event: EventCallback | None = None,
+             cancel: CancelFlag | None = None, first_step: int = 0, total_steps: int | None = None) -> Optimisation:
+    """Adam on z (requires grad) over `timesteps`, `params.iters_per_step` updates each; `cancel` checked before
+    every update. Events count from `first_step` out of `total_steps` (so a refine continues stage 3's count)."""
+    total_steps = total_steps or len(timesteps) * params.iters_per_step
+    optimizer = torch.optim.Adam([z], lr=lr, betas=params.adam_betas, eps=params.adam_eps)
+    scaler = torch.amp.GradScaler(z.device.type, init_scale=params.loss_scale_init,
+                                  enabled=params.precision == "fp16")
+    losses: list[LossRecord] = []
+    skipped = 0
+    for timestep in timesteps:
+        features = provider.at(timestep, cancel)  # checks `cancel` between its batched passes
+        for _ in range(params.iters_per_step):
+            if features is None or is_cancelled(cancel):
+                return Optimisation(losses, skipped, True)
+            parts = evaluate_loss(unet, z, timestep, embeds, features, terms, params)
+            if is_cancelled(cancel):  # between the z pass and its backward, the costlier half of a step
+                return Optimisation(losses, skipped, True)
+            (z.grad,) = torch.autograd.grad(scaler.scale(parts.total), [z])
+            scale_before = scaler.get_scale() if scaler.is_enabled() else 0.0
+            scaler.step(optimizer)
+            scaler.update()
+            skipped += int(scaler.is_enabled() and scaler.get_scale() < scale_before)
+            total, style, content_loss = torch.stack([parts.total.detach(), parts.style, parts.content]).tolist()
+            step = first_step + len(losses)
+            losses.append(LossRecord(step, timestep, total, style, content_loss))
+            if on_event is not None:
+                show = params.preview_every > 0 and (step + 1) % params.preview_every == 0
+                on_event(StepEvent("transfer", step + 1, total_steps, total, latent_to_rgb(z) if show else None))
+    return Optimisation(losses, skipped, False)
+
+
+def reference_features(sd: "SDModels", embeds: torch.Tensor, content_latent: np.ndarray,
+                       references: list[StyleInputs], terms: list[RegionTerm], params: Stage3Params,
+                       feature_cache: FeatureCache | None) -> ReferenceFeatures:
+    """The feature provider of a run: the content's queries and the keys and values of the references it uses."""
+    device = sd.unet.device
+    return ReferenceFeatures(
+        sd.unet, embeds, latent_tensor(content_latent, device),
+        {r: latent_tensor(references[r].vae_latent, device) for r in sorted({t.reference for t in terms})},
+        params.layers, params.precision, model_key=f"{sd.model_id}|{params.fast_mode}", cache=feature_cache,
+        batch_size=params.feature_batch)
+
+
 def stylize(sd: "SDModels", text_embeds: torch.Tensor, content: StyleInputs, references: list[StyleInputs],
             matches: dict[int, RegionMatch], params: Stage3Params, on_event: EventCallback | None = None,
             cancel: CancelFlag | None = None, feature_cache: FeatureCache | None = None) -> StylizeOutcome:
-    """Run stage 3 and decode the result. A cancelled run stops at the next step and returns its partial latent."""
+    """Run stage 3 and decode the result. A cancelled run stops at the next check (between steps, between the
+    feature passes and the z pass, between the z pass and its backward) and returns its partial latent."""
     if content.c15 is None:
         raise ValueError("the content's StyleInputs needs c15 (the start of the optimisation)")
     unet = sd.unet
@@ -263,42 +318,13 @@ def stylize(sd: "SDModels", text_embeds: torch.Tensor, content: StyleInputs, ref
     timesteps = stage3_timesteps(sd.scheduler_config, params)
     terms = region_terms(content, references, matches)
     embeds = prepare_embeds(text_embeds, device)
-    total_steps = len(timesteps) * params.iters_per_step
-    losses: list[LossRecord] = []
-    skipped = 0
-    cancelled = False
-
     z = initial_latent(content.c15, params.init_std_eps).to(device).requires_grad_(True)
-    optimizer = torch.optim.Adam([z], lr=params.lr, betas=params.adam_betas, eps=params.adam_eps)
-    scaler = torch.amp.GradScaler(device.type, init_scale=params.loss_scale_init, enabled=params.precision == "fp16")
     with fast_mode_lora(unet, params.fast_mode, params.lora_source), frozen(unet):
-        provider = ReferenceFeatures(
-            unet, embeds, latent_tensor(content.vae_latent, device),
-            {r: latent_tensor(references[r].vae_latent, device) for r in sorted({t.reference for t in terms})},
-            params.layers, params.precision, model_key=f"{sd.model_id}|{params.fast_mode}", cache=feature_cache,
-            batch_size=params.feature_batch)
-        for timestep in timesteps:
-            if cancelled:
-                break
-            features = provider.at(timestep)
-            for _ in range(params.iters_per_step):
-                if cancel is not None and cancel.is_set():
-                    cancelled = True
-                    break
-                parts = evaluate_loss(unet, z, timestep, embeds, features, terms, params)
-                (z.grad,) = torch.autograd.grad(scaler.scale(parts.total), [z])
-                scale_before = scaler.get_scale() if scaler.is_enabled() else 0.0
-                scaler.step(optimizer)
-                scaler.update()
-                skipped += int(scaler.is_enabled() and scaler.get_scale() < scale_before)
-                total, style, content_loss = torch.stack([parts.total.detach(), parts.style, parts.content]).tolist()
-                losses.append(LossRecord(len(losses), timestep, total, style, content_loss))
-                if on_event is not None:
-                    show = params.preview_every > 0 and len(losses) % params.preview_every == 0
-                    on_event(StepEvent("transfer", len(losses), total_steps, total,
-                                       latent_to_rgb(z) if show else None))
+        provider = reference_features(sd, embeds, content.vae_latent, references, terms, params, feature_cache)
+        run = optimise(unet, z, timesteps, provider, terms, embeds, params, params.lr, on_event, cancel)
     if on_event is not None:
         on_event(StepEvent("decode", 0, 1, message="decoding the latent"))
     image = decode_latent(sd.vae, z)
-    return StylizeOutcome(latent=z.detach()[0].float().cpu().numpy(), image=to_uint8(image), losses=losses,
-                          steps_done=len(losses), steps_total=total_steps, cancelled=cancelled, skipped_steps=skipped)
+    return StylizeOutcome(latent=z.detach()[0].float().cpu().numpy(), image=to_uint8(image), losses=run.losses,
+                          steps_done=len(run.losses), steps_total=len(timesteps) * params.iters_per_step,
+                          cancelled=run.cancelled, skipped_steps=run.skipped)

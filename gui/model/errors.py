@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass
 
 from engine.errors import StyleGalleryError
+from engine.persistence import LoadedDocument
 
 log = logging.getLogger(__name__)
 
@@ -33,3 +34,14 @@ class ErrorInfo:
         log.error("unexpected error", exc_info=exc)
         return cls("internal", f"Error: {type(exc).__name__}: {exc}",
                    "This is a bug in StyleGallery; the log has the details.")
+
+
+def document_problem(loaded: LoadedDocument) -> ErrorInfo | None:
+    """The banner for a saved document that was damaged, restored, newer or unreadable (None when it was fine):
+    the message names the file and what was done."""
+    if not loaded.problem:
+        return None
+    if loaded.read_only:
+        return ErrorInfo("document_read_only", loaded.problem, "Nothing in the file was changed or deleted.")
+    return ErrorInfo("document_restored", loaded.problem,
+                     "Nothing was deleted: a damaged file is kept beside the original under a .damaged- name.")

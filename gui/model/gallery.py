@@ -3,6 +3,11 @@
 Lives in `<data folder>/gallery/`: `images/` holds a copy of each reference (so moving or deleting the
 original loses nothing) and `index.json` the rest, saved atomically (`engine.persistence`) on every change.
 Stage-1 analyses are derived state, kept in memory only (the engine caches them on disk).
+
+The index is untrusted input when read back: `parse_index` checks its shape (a damaged index falls back to its
+backup, with a message) and that every stored file name stays inside `images/`. A reference whose image is
+missing (a copy deleted by hand, the folder on a drive that is not mounted) is kept and marked missing, never
+dropped from the index: missing is not deleted. A newer or unreadable index opens read-only.
 """
 from __future__ import annotations
 
@@ -15,10 +20,11 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.errors import ImageUnreadable, StyleGalleryError
 from engine.images import load_image, pixel_sha256
-from engine.persistence import load_json, save_json_atomic
+from engine.persistence import load_document, save_json_atomic
+from engine.schema import SchemaError, file_name, items, member
 from engine.types import Analysis, ImageRef
 
-from .errors import ErrorInfo
+from .errors import ErrorInfo, document_problem
 
 INDEX_VERSION = 1
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -36,21 +42,40 @@ class Reference:
     enabled: bool = True
 
 
+def parse_index(data) -> list[Reference]:
+    """The references of an index document, checked field by field (SchemaError at the first thing wrong)."""
+    refs = []
+    for row, where in items(member(data, "references", list, "index"), "references"):
+        ref_id = member(row, "id", str, where)
+        if not ref_id:
+            raise SchemaError(f"{where}.id: empty")
+        refs.append(Reference(ref_id, member(row, "name", str, where), file_name(member(row, "file", str, where),
+                              f"{where}.file"), member(row, "sha256", str, where), member(row, "family", str, where, ""),
+                              member(row, "enabled", bool, where, True)))
+    ids = [r.id for r in refs]
+    if len(set(ids)) != len(ids):
+        raise SchemaError("references: the same id twice")
+    return refs
+
+
 class Gallery(QObject):
     """Ordered references with families; every mutation saves the index and emits `changed`."""
 
     changed = Signal()  # the list, a name, a family or a checkbox changed
     analysis_changed = Signal(str)  # reference id whose analysis (or its state) changed
     background_progress_changed = Signal(object)  # (done, total) of the background analyses, or None
+    problem = Signal(object)  # ErrorInfo for the banner, e.g. a save refused because the index is read-only
 
     def __init__(self, folder: Path, parent: QObject | None = None):
         super().__init__(parent)
         self.folder = Path(folder)
         self.images = self.folder / "images"
+        self.index = self.folder / "index.json"
         self._refs: list[Reference] = []
         self._analyses: dict[str, Analysis] = {}
         self._background_progress: tuple[int, int] | None = None
-        self.load_error: ErrorInfo | None = None  # set when index.json cannot be read: then it is never overwritten
+        self.load_error: ErrorInfo | None = None  # what was wrong with index.json and what was done about it
+        self.read_only = False  # a newer or unreadable index: shown, never saved over, no image added or deleted
         self._load()
 
     # ----- reading
@@ -70,8 +95,13 @@ class Gallery(QObject):
     def image_ref(self, ref_id: str) -> ImageRef:
         return ImageRef(self.path(ref_id))
 
+    def is_missing(self, ref_id: str) -> bool:
+        """The reference is in the gallery but its image is not (deleted by hand, or on a drive not mounted)."""
+        return not self.path(ref_id).is_file()
+
     def enabled(self) -> list[Reference]:
-        return [r for r in self._refs if r.enabled]
+        """The references that take part: checked, with their image present."""
+        return [r for r in self._refs if r.enabled and not self.is_missing(r.id)]
 
     def families(self) -> list[str]:
         """Family names in first-use order ("" = no family)."""
@@ -95,9 +125,12 @@ class Gallery(QObject):
         """Add image files, and every image inside folders (a folder's name becomes the family).
 
         Returns the new ids and one problem per file that was skipped (not an image, unreadable, already in).
+        An image that a missing reference lacked brings that reference back (its id is among the new ones).
         """
         added: list[str] = []
         problems: list[ErrorInfo] = []
+        if self.read_only:
+            return [], [self._read_only_problem()]
         for path in map(Path, paths):
             if path.is_dir():
                 files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -125,16 +158,22 @@ class Gallery(QObject):
 
     def add_image(self, image, name: str = "Pasted image", family: str = "") -> str | None:
         """Add a PIL image (e.g. pasted from the clipboard); None if the same pixels are already in."""
+        if self.read_only:
+            self.problem.emit(self._read_only_problem())
+            return None
         ref_id = self._store(image.convert("RGB"), family, name=name, source=None)
         if ref_id is not None:
             self._save()
         return ref_id
 
     def _store(self, image, family: str, name: str, source: Path | None) -> str | None:
+        """Copy the image into `images/` and add it; None if it is in already. The same pixels as a missing
+        reference restore that reference's image instead."""
         sha = pixel_sha256(image)
-        if any(r.sha256 == sha for r in self._refs):
+        existing = next((r for r in self._refs if r.sha256 == sha), None)
+        if existing is not None and not self.is_missing(existing.id):
             return None
-        ref_id = uuid.uuid4().hex[:12]
+        ref_id = existing.id if existing is not None else uuid.uuid4().hex[:12]
         self.images.mkdir(parents=True, exist_ok=True)
         if source is not None and source.suffix.lower() in IMAGE_SUFFIXES:
             file = ref_id + source.suffix.lower()
@@ -142,7 +181,10 @@ class Gallery(QObject):
         else:
             file = ref_id + ".png"
             image.save(self.images / file)
-        self._refs.append(Reference(ref_id, name, file, sha, family))
+        if existing is not None:
+            self._refs[self._refs.index(existing)] = replace(existing, file=file)
+        else:
+            self._refs.append(Reference(ref_id, name, file, sha, family))
         return ref_id
 
     # ----- editing
@@ -150,10 +192,12 @@ class Gallery(QObject):
         ref = self.get(ref_id)
         if ref is None:
             return
+        path = self.path(ref_id)
         self._refs.remove(ref)
         self._analyses.pop(ref_id, None)
         self._save()
-        (self.images / ref.file).unlink(missing_ok=True)
+        if not self.read_only:  # a read-only index (a newer app's) still names the file
+            path.unlink(missing_ok=True)
 
     def rename(self, ref_id: str, name: str) -> None:
         self._update(ref_id, name=name.strip() or self.get(ref_id).name)
@@ -193,18 +237,24 @@ class Gallery(QObject):
 
     # ----- persistence
     def _save(self) -> None:
-        if self.load_error is None:
-            save_json_atomic(self.folder / "index.json", {"references": [asdict(r) for r in self._refs]}, INDEX_VERSION)
+        """Write the index (every reference, missing ones too); a read-only gallery changes only in memory."""
+        if not self.read_only:
+            try:
+                save_json_atomic(self.index, {"references": [asdict(r) for r in self._refs]}, INDEX_VERSION,
+                                 validate=parse_index)
+            except StyleGalleryError as exc:  # a newer StyleGallery wrote the index meanwhile: leave it to that one
+                self.read_only = True
+                self.problem.emit(ErrorInfo.from_exception(exc))
         self.changed.emit()
 
     def _load(self) -> None:
-        try:
-            data = load_json(self.folder / "index.json")
-        except StyleGalleryError as exc:
-            self.load_error = ErrorInfo.from_exception(exc)
+        loaded = load_document(self.index, INDEX_VERSION, validate=parse_index)
+        if loaded is None:
             return
-        if data is None:
-            return
-        fields = set(Reference.__dataclass_fields__)
-        refs = [Reference(**{k: v for k, v in row.items() if k in fields}) for row in data.get("references", [])]
-        self._refs = [r for r in refs if (self.images / r.file).is_file()]  # a copy deleted by hand drops out
+        self._refs = loaded.data or []
+        self.read_only = loaded.read_only
+        self.load_error = document_problem(loaded)
+
+    def _read_only_problem(self) -> ErrorInfo:
+        return ErrorInfo("document_read_only", "The gallery is read-only: nothing can be added to it now",
+                         self.load_error.message if self.load_error is not None else "")

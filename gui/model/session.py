@@ -4,6 +4,10 @@ Pins and history are saved per content (keyed by the pixels' hash, so reopening 
 them) in `<data folder>/sessions/<sha>/session.json`, about a second after the last change and on close.
 Pins go through the `QUndoStack` (`gui.model.undo`); selection, hover and opacity are not undoable.
 
+The saved session is untrusted input when read back: `parse_session` checks every field (a damaged file falls
+back to its backup, with a message; one that cannot be used is kept aside, never overwritten). A newer or
+unreadable session opens read-only. Runs whose result file is missing stay in the history.
+
 Pins name regions of the map shown: the method's (stage 1) once the photo is analysed, else the instant draft's
 quick regions. Their ids differ, so pins made on quick regions are dropped when the method's regions arrive.
 """
@@ -19,10 +23,11 @@ from PySide6.QtGui import QUndoStack
 
 from engine.errors import StyleGalleryError
 from engine.params import FAST_MODES, Stage3Params, stage3_for_fast_mode
-from engine.persistence import load_json, save_json_atomic
+from engine.persistence import load_document, save_json_atomic
+from engine.schema import expect, file_name, items, member, number, one_of, whole
 from engine.types import Pin
 
-from .errors import ErrorInfo
+from .errors import ErrorInfo, document_problem
 from .properties import Property
 
 SESSION_VERSION = 1
@@ -66,6 +71,55 @@ class RunRecord:
     final_loss: float | None = None
 
 
+@dataclass(frozen=True)
+class SavedSession:
+    """A session document as checked by `parse_session`."""
+
+    pins: dict[int, PinTarget]
+    pins_source: str
+    params: dict  # the saved ones of steps, content_weight, lr, seed, fast_mode
+    history: list[RunRecord]
+
+
+PIN_SOURCES = ("method", "quick")
+SAVED_PARAMS = ("fast_mode", "steps", "content_weight", "lr", "seed")  # the fast mode first: it resets the rest
+
+
+def parse_session(data) -> SavedSession:
+    """A session document, checked field by field (SchemaError at the first thing wrong)."""
+    expect(data, dict, "session")
+    pins = {}
+    for row, where in items(member(data, "pins", list, "session", []), "pins"):
+        style_region = member(row, "style_region", (int, type(None)), where, None)
+        pins[whole(member(row, "region", int, where), f"{where}.region", 0)] = PinTarget(
+            member(row, "ref_id", str, where), None if style_region is None else whole(style_region, where, 0))
+    saved = member(data, "params", dict, "session", {})
+    checks = {"steps": lambda v, w: whole(v, w, 1), "content_weight": lambda v, w: number(v, w, 0.0),
+              "lr": lambda v, w: number(v, w, 0.0), "seed": whole,
+              "fast_mode": lambda v, w: one_of(v, ("none", *FAST_MODES), w)}
+    params = {name: checks[name](saved[name], f"params.{name}") for name in SAVED_PARAMS if name in saved}
+    history = [_run_record(row, where) for row, where in items(member(data, "history", list, "session", []),
+                                                                 "history")]
+    return SavedSession(pins, one_of(member(data, "pins_source", str, "session", "method"), PIN_SOURCES,
+                                     "pins_source"), params, history)
+
+
+def _run_record(row, where: str) -> RunRecord:
+    references = [expect(name, str, w) for name, w in items(member(row, "references", list, where),
+                                                             f"{where}.references")]
+    pins = [expect(pin, dict, w) for pin, w in items(member(row, "pins", list, where), f"{where}.pins")]
+    final_loss = member(row, "final_loss", (int, float, type(None)), where, None)
+    return RunRecord(
+        file=file_name(member(row, "file", str, where), f"{where}.file"), created=member(row, "created", str, where),
+        params=member(row, "params", dict, where), references=references, pins=pins,
+        steps_done=whole(member(row, "steps_done", int, where), f"{where}.steps_done", 0),
+        steps_total=whole(member(row, "steps_total", int, where), f"{where}.steps_total", 0),
+        cancelled=member(row, "cancelled", bool, where), seconds=number(member(row, "seconds", (int, float), where),
+                                                                      f"{where}.seconds", 0.0),
+        random_weights=member(row, "random_weights", bool, where),
+        final_loss=None if final_loss is None else number(final_loss, f"{where}.final_loss"))
+
+
 class Session(QObject):
     """Observable state of the open content; widgets bind to it and hold nothing themselves."""
 
@@ -90,7 +144,7 @@ class Session(QObject):
     loss_changed = Signal(object)
     preview_changed = Signal(object)
     result_changed = Signal(object)
-    error_changed = Signal(object)
+    messages_changed = Signal(object)
     status_changed = Signal(object)
     random_weights_changed = Signal(object)
     draft_changed = Signal(object)
@@ -124,7 +178,7 @@ class Session(QObject):
     loss = Property(None)
     preview = Property(None)  # uint8 HxWx3 of the running transfer
     result = Property(None)  # RunRecord shown in the result view
-    error = Property(None)  # ErrorInfo shown in the banner
+    messages = Property(())  # (topic, ErrorInfo) pairs in the banner, oldest first: none replaces another
     status = Property("")  # one line for the status bar
     random_weights = Property(False)  # the models in use have random weights: label everything they make
     draft = Property(None)  # engine DraftResult of the instant draft shown in the Draft tab
@@ -142,6 +196,7 @@ class Session(QObject):
         self.pins: dict[int, PinTarget] = {}
         self.pins_source = "method"  # the region map the pins were made on: "method" or "quick"
         self.history: list[RunRecord] = []
+        self.read_only = False  # the open content's session.json is newer or unreadable: never saved over
         self.undo_stack = QUndoStack(self)
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave.timeout.connect(self.save)
@@ -167,7 +222,7 @@ class Session(QObject):
         self.preview = None
         self.draft, self.draft_refs, self.draft_message = None, (), ""
         self.content_sha = sha256
-        self.pins, self.history, self.pins_source = {}, [], "method"
+        self.pins, self.history, self.pins_source, self.read_only = {}, [], "method", False
         self._restore()
         self.content = Path(path)
         self.pins_changed.emit()
@@ -306,9 +361,24 @@ class Session(QObject):
     def result_path(self, record: RunRecord) -> Path:
         return self.run_folder / record.file
 
-    # ----- errors
-    def show_error(self, info: ErrorInfo | None) -> None:
-        self.error = info
+    # ----- messages (the banner)
+    @property
+    def error(self) -> ErrorInfo | None:
+        """The newest message in the banner, or None."""
+        return self.messages[-1][1] if self.messages else None
+
+    def show_error(self, info: ErrorInfo | None, topic: str = "") -> None:
+        """Queue `info` in the banner under `topic` (what it is about: "content", "run", "models", "gallery",
+        "save", ...); an equal message already queued is not repeated. None withdraws `topic`'s messages, when
+        what they were about is redone (a new photo opened, a new run started): no other message goes with them."""
+        if info is None:
+            self.messages = tuple(m for m in self.messages if m[0] != topic)
+        elif (topic, info) not in self.messages:
+            self.messages = self.messages + ((topic, info),)
+
+    def dismiss(self, info: ErrorInfo) -> None:
+        """The artist closed one message."""
+        self.messages = tuple(m for m in self.messages if m[1] != info)
 
     # ----- persistence
     @Slot()
@@ -319,33 +389,35 @@ class Session(QObject):
     def save(self) -> None:
         """Write pins, parameters and history of the open content; marks the undo stack clean."""
         self._autosave.stop()
-        if not self.content_sha:
+        if not self.content_sha or self.read_only:
             return
         data = {
             "content": str(self.content) if self.content else None,
             "pins": [{"region": r, **asdict(t)} for r, t in sorted(self.pins.items())],
             "pins_source": self.pins_source,
-            "params": {name: getattr(self, name) for name in ("steps", "content_weight", "lr", "seed", "fast_mode")},
+            "params": {name: getattr(self, name) for name in SAVED_PARAMS},
             "history": [asdict(r) for r in self.history],
         }
-        save_json_atomic(self.run_folder / "session.json", data, SESSION_VERSION)
+        try:
+            save_json_atomic(self.run_folder / "session.json", data, SESSION_VERSION, validate=parse_session)
+        except StyleGalleryError as exc:  # a newer StyleGallery wrote it meanwhile: leave it to that one
+            self.read_only = True
+            self.show_error(ErrorInfo.from_exception(exc))
+            return
         self.undo_stack.setClean()
 
     def _restore(self) -> None:
-        try:
-            data = load_json(self.run_folder / "session.json")
-        except StyleGalleryError as exc:
-            self.show_error(ErrorInfo.from_exception(exc))
+        loaded = load_document(self.run_folder / "session.json", SESSION_VERSION, validate=parse_session)
+        if loaded is None:
             return
-        if not data:
+        self.read_only = loaded.read_only
+        problem = document_problem(loaded)
+        if problem is not None:
+            self.show_error(problem)
+        saved: SavedSession | None = loaded.data
+        if saved is None:
             return
-        self.pins = {int(p["region"]): PinTarget(p["ref_id"], p.get("style_region")) for p in data.get("pins", [])}
-        self.pins_source = data.get("pins_source", "method")
-        fields = set(RunRecord.__dataclass_fields__)
-        self.history = [RunRecord(**{k: v for k, v in row.items() if k in fields}) for row in data.get("history", [])
-                        if (self.run_folder / row.get("file", "")).is_file()]
-        params = data.get("params", {})
-        for name in ("fast_mode", "steps", "content_weight", "lr", "seed"):  # the fast mode first: it resets the rest
-            if name in params:
-                setattr(self, name, params[name])
-
+        self.pins, self.pins_source, self.history = saved.pins, saved.pins_source, saved.history
+        for name in SAVED_PARAMS:
+            if name in saved.params:
+                setattr(self, name, saved.params[name])

@@ -5,6 +5,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from engine.wording import count
 from engine.errors import StyleGalleryError
 
 from ..drafts import QUICK_REGIONS_LONG
@@ -64,7 +65,7 @@ class ContentPanel(QWidget):
             try:
                 image = load_qimage(self.session.content)
             except StyleGalleryError as exc:
-                self.session.show_error(ErrorInfo.from_exception(exc))
+                self.session.show_error(ErrorInfo.from_exception(exc), "content")
         self.view.set_image(image)
         self._analysis_changed()
 
@@ -79,9 +80,9 @@ class ContentPanel(QWidget):
         elif source == "method" and self.session.random_weights:
             note = RANDOM_WEIGHTS_NOTE
         self.view.set_note(note)
-        count = len(self.session.region_shares())
-        kind = "quick regions" if source == "quick" else "regions"
-        self.info.setText("" if labels is None else f"{count} {kind} · click one to pin it")
+        regions = len(self.session.region_shares())
+        kind = "quick region" if source == "quick" else "region"
+        self.info.setText("" if labels is None else f"{count(regions, kind)} · click one to pin it")
 
     @Slot()
     def _overlay_changed(self) -> None:

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout
                                QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from engine.errors import StyleGalleryError
+from engine.wording import count
 
 from ..model.properties import bind
 from .images import labels_rgba, load_pixmap, pil_from_qimage
@@ -20,7 +21,7 @@ from .images import labels_rgba, load_pixmap, pil_from_qimage
 THUMB = 72
 UNGROUPED = "Ungrouped"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff)"
-_KIND, _ID = Qt.ItemDataRole.UserRole, Qt.ItemDataRole.UserRole + 1
+_KIND, _ID, MISSING_ROLE = Qt.ItemDataRole.UserRole, Qt.ItemDataRole.UserRole + 1, Qt.ItemDataRole.UserRole + 2
 
 
 class GalleryPanel(QWidget):
@@ -228,6 +229,10 @@ class GalleryPanel(QWidget):
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEditable)
                 item.setCheckState(0, Qt.CheckState.Checked if ref.enabled else Qt.CheckState.Unchecked)
                 item.setIcon(0, self._thumbnail(ref.id, with_maps))
+                missing = self.gallery.is_missing(ref.id)
+                item.setData(0, MISSING_ROLE, missing)
+                if missing:  # kept in the gallery, shown greyed: its image may come back (a drive mounted again)
+                    item.setForeground(0, self.palette().placeholderText())
                 top.addChild(item)
             top.setExpanded(True)
         self.tree.blockSignals(False)
@@ -238,8 +243,13 @@ class GalleryPanel(QWidget):
             top = self.tree.topLevelItem(index)
             for child in range(top.childCount()):
                 item = top.child(child)
-                analysis = self.gallery.analysis(item.data(0, _ID))
-                state = f"{len(analysis.region_ids)} regions" if analysis is not None else "analysing…"
+                ref_id = item.data(0, _ID)
+                if item.data(0, MISSING_ROLE):
+                    item.setToolTip(0, f"{item.text(0)}: the image file is missing ({self.gallery.path(ref_id)}). "
+                                       "It takes no part until it is back; adding the same image again restores it.")
+                    continue
+                analysis = self.gallery.analysis(ref_id)
+                state = count(len(analysis.region_ids), "region") if analysis is not None else "analysing…"
                 item.setToolTip(0, f"{item.text(0)} ({state}). Click after selecting a photo region to pin it.")
 
     def _thumbnail(self, ref_id: str, with_map: bool) -> QIcon:

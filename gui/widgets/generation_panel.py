@@ -71,6 +71,7 @@ class GenerationPanel(QWidget):
         session.loss_changed.connect(self._loss_changed)
         session.preview_changed.connect(self._preview_changed)
         self._running_changed(session.running)
+        self._progress_changed(session.progress)
 
     @Slot(object)
     def _running_changed(self, running: bool) -> None:
@@ -79,10 +80,10 @@ class GenerationPanel(QWidget):
 
     @Slot(object)
     def _progress_changed(self, progress: tuple[int, int]) -> None:
-        step, total = progress
+        step, total = progress  # (0, 0): no run, an empty bar
         self.progress.setMaximum(max(total, 1))
         self.progress.setValue(step)
-        self.progress.setFormat(f"{step}/{total}")
+        self.progress.setFormat(f"{step}/{total}" if total else "")
 
     @Slot(object)
     def _loss_changed(self, loss: float | None) -> None:

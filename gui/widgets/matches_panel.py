@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.errors import StyleGalleryError
+from engine.wording import count
 
 from ..model.session import PinTarget, Session
 from .images import load_qimage, region_color
@@ -107,7 +108,7 @@ class MatchesPanel(QWidget):
         if ref is None:
             self.ref_caption.setText("")
         else:
-            state = (f"{len(analysis.region_ids)} regions" if analysis is not None else
+            state = (count(len(analysis.region_ids), "region") if analysis is not None else
                      "not analysed: needs the full model" if self.session.models_missing else "analysing…")
             self.ref_caption.setText(f"<b>{ref.name}</b> ({state})")
 

@@ -6,6 +6,7 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
                                QSizePolicy, QSplitter, QVBoxLayout, QWidget)
 
+from engine.wording import count
 from engine.errors import StyleGalleryError
 
 from ..model.session import RunRecord, Session
@@ -163,7 +164,9 @@ class ResultPanel(QWidget):
     def _rebuild_history(self) -> None:
         self.history.clear()
         for index, record in enumerate(self.session.history):
-            flags = ["cancelled"] * record.cancelled + ["random weights"] * record.random_weights
+            missing = not self.session.result_path(record).is_file()  # kept in the history: missing is not deleted
+            flags = (["cancelled"] * record.cancelled + ["random weights"] * record.random_weights
+                     + ["file missing"] * missing)
             item = QListWidgetItem(f"#{index + 1}" + (f" ({', '.join(flags)})" if flags else ""))
             try:
                 item.setIcon(QIcon(QPixmap.fromImage(load_qimage(self.session.result_path(record)).scaled(
@@ -182,6 +185,6 @@ class ResultPanel(QWidget):
 def describe(record: RunRecord) -> str:
     params = record.params
     loss = "" if record.final_loss is None else f", loss {record.final_loss:.4f}"
-    return (f"{record.created.replace('T', ' ')}: {record.steps_done}/{record.steps_total} steps, "
+    return (f"{record.created.replace('T', ' ')}: {record.steps_done}/{count(record.steps_total, 'step')}, "
             f"lr {params.get('lr')}, content weight {params.get('content_weight')}, seed {params.get('seed')}, "
             f"{params.get('fast_mode')}, {record.seconds:.1f} s{loss}; references: {', '.join(record.references)}")

@@ -1,32 +1,64 @@
-"""Settings: model source (hub id, local folder or .safetensors file), device, precision, cache folder."""
+"""Settings: model sources (hub id, local folder or .safetensors file), each with its licence, device, precision,
+cache folder. The licences come from `engine.licences`; the depth model can be switched to the commercial one."""
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
+from engine.licences import depth_note, licence_of, licence_summary
+from engine.params import DEPTH_SOURCES, FAST_MODES
+
 from ..settings import DEVICES, PRECISIONS, Preferences, sd_source_kind
 
 SOURCE_KINDS = {"hub": "Hugging Face hub id", "folder": "Local diffusers folder", "file": ".safetensors file"}
+OTHER_DEPTH = "Other: a hub id or a local folder"
+
+
+def depth_choices() -> dict[str, str]:
+    """Depth combo text by hub id: the two Depth Anything V2 sizes, each with its licence (the note under the
+    combo says what the licence allows)."""
+    return {source: f"{licence_of(source).name} ({licence_of(source).licence})" for source in DEPTH_SOURCES.values()}
+
+
+def fast_mode_note() -> str:
+    """The fast modes' LoRAs download on first use: their licences, named before that happens."""
+    lines = "; ".join(licence_summary(spec.lora) for spec in FAST_MODES.values())
+    return f"Fast modes download a LoRA on first use: {lines}."
 
 
 class SettingsDialog(QDialog):
     def __init__(self, prefs: Preferences, default_cache: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(620)
         self.kind = QComboBox()
         for key, text in SOURCE_KINDS.items():
             self.kind.addItem(text, key)
         self.kind.setCurrentIndex(list(SOURCE_KINDS).index(sd_source_kind(prefs.sd)))
         self.sd = QLineEdit(prefs.sd)
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_model)
+        self.sd_browse = QPushButton("Browse…")
+        self.sd_browse.clicked.connect(self._browse_model)
+        self.kind.currentIndexChanged.connect(self._kind_changed)
         self.dinov2 = QLineEdit(prefs.dinov2)
+        self.dinov2_browse = QPushButton("Browse…")
+        self.dinov2_browse.clicked.connect(partial(self._browse_folder, self.dinov2, "DINOv2 model folder"))
+        self.depth_choice = QComboBox()
+        for source, text in depth_choices().items():
+            self.depth_choice.addItem(text, source)
+        self.depth_choice.addItem(OTHER_DEPTH, "")
+        self.depth_choice.activated.connect(self._depth_chosen)
         self.depth = QLineEdit(prefs.depth)
-        self.offline = QCheckBox("Offline: never download (use the Hugging Face cache and local files)")
+        self.depth_browse = QPushButton("Browse…")
+        self.depth_browse.clicked.connect(partial(self._browse_folder, self.depth, "Depth model folder"))
+        self.licences = {edit: self._note() for edit in (self.sd, self.dinov2, self.depth)}
+        for edit in self.licences:
+            edit.textChanged.connect(self._sources_changed)
+        self.offline = QCheckBox("Offline: never download")
+        self.offline.setToolTip("Use only the Hugging Face cache and local files")
         self.offline.setChecked(prefs.offline)
         self.device = QComboBox()
         self.device.addItems(DEVICES)
@@ -38,25 +70,25 @@ class SettingsDialog(QDialog):
         self.cache = QLineEdit(prefs.cache_dir)
         self.cache.setPlaceholderText(default_cache)
         cache_browse = QPushButton("Browse…")
-        cache_browse.clicked.connect(self._browse_cache)
+        cache_browse.clicked.connect(partial(self._browse_folder, self.cache, "Cache folder"))
 
-        model_row = QHBoxLayout()
-        model_row.addWidget(self.sd, 1)
-        model_row.addWidget(browse)
-        cache_row = QHBoxLayout()
-        cache_row.addWidget(self.cache, 1)
-        cache_row.addWidget(cache_browse)
         form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Stable Diffusion 1.5 from", self.kind)
-        form.addRow("Model", model_row)
-        form.addRow("DINOv2", self.dinov2)
-        form.addRow("Depth model", self.depth)
-        form.addRow("", self.offline)
+        form.addRow("Model", _row(self.sd, self.sd_browse))
+        form.addRow("", self.licences[self.sd])
+        form.addRow("DINOv2", _row(self.dinov2, self.dinov2_browse))
+        form.addRow("", self.licences[self.dinov2])
+        form.addRow("Depth model", self.depth_choice)
+        form.addRow("", _row(self.depth, self.depth_browse))
+        form.addRow("", self.licences[self.depth])
+        form.addRow("", self._note(fast_mode_note()))
+        form.addRow("Downloads", self.offline)
         form.addRow("Device", self.device)
         form.addRow("Precision", self.precision)
-        form.addRow("Cache folder", cache_row)
-        note = QLabel("Weights stay in the Hugging Face cache; the cache folder holds StyleGallery's analyses.")
-        note.setWordWrap(True)
+        form.addRow("Cache folder", _row(self.cache, cache_browse))
+        note = self._note("Weights stay in the Hugging Face cache; the cache folder holds StyleGallery's analyses. "
+                          "The licences are summaries: each licence's own text rules.")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -65,6 +97,38 @@ class SettingsDialog(QDialog):
         layout.addWidget(note)
         layout.addWidget(buttons)
         self._prefs = prefs
+        self._kind_changed()
+        self._sources_changed()
+
+    @staticmethod
+    def _note(text: str = "") -> QLabel:
+        label = QLabel(text)
+        label.setWordWrap(True)
+        label.setObjectName("hint")
+        return label
+
+    @Slot()
+    def _kind_changed(self) -> None:
+        """A hub id has nothing to browse for."""
+        self.sd_browse.setEnabled(self.kind.currentData() != "hub")
+
+    @Slot()
+    def _sources_changed(self) -> None:
+        """Each model's licence under it, and the depth combo following the depth field."""
+        self.licences[self.sd].setText(licence_summary(self.sd.text().strip()))
+        self.licences[self.dinov2].setText(licence_summary(self.dinov2.text().strip()))
+        depth = self.depth.text().strip()
+        self.licences[self.depth].setText(depth_note(depth))
+        index = self.depth_choice.findData(depth)
+        self.depth_choice.setCurrentIndex(index if index >= 0 else self.depth_choice.count() - 1)
+
+    @Slot(int)
+    def _depth_chosen(self, index: int) -> None:
+        source = self.depth_choice.itemData(index)
+        if source:
+            self.depth.setText(source)
+        else:
+            self.depth.setFocus()
 
     @Slot()
     def _browse_model(self) -> None:
@@ -79,11 +143,10 @@ class SettingsDialog(QDialog):
         if path:
             self.sd.setText(path)
 
-    @Slot()
-    def _browse_cache(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Cache folder")
+    def _browse_folder(self, edit: QLineEdit, title: str) -> None:
+        path = QFileDialog.getExistingDirectory(self, title)
         if path:
-            self.cache.setText(path)
+            edit.setText(path)
 
     def preferences(self) -> Preferences:
         return replace(self._prefs, sd=self.sd.text().strip() or Preferences.sd,
@@ -91,3 +154,11 @@ class SettingsDialog(QDialog):
                        depth=self.depth.text().strip() or Preferences.depth, offline=self.offline.isChecked(),
                        device=self.device.currentText(), precision=self.precision.currentText(),
                        cache_dir=self.cache.text().strip())
+
+
+def _row(edit: QLineEdit, browse: QPushButton) -> QHBoxLayout:
+    """A path field with its Browse… button."""
+    row = QHBoxLayout()
+    row.addWidget(edit, 1)
+    row.addWidget(browse)
+    return row
