@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_stages import SD15_TEXT, SD15_UNET, SD15_VAE, photos, relative_l2, synthetic_scene  # noqa: E402
 from engine.device import DTYPES, bf16_fast_on_cpu  # noqa: E402
-from engine.images import resize_to_square  # noqa: E402
+from engine.images import resize_to  # noqa: E402
 from engine.models import SD15_DDIM_CONFIG, SDModels  # noqa: E402
 from engine.params import Stage3Params  # noqa: E402
 from engine.stage1.inversion import encode_latent  # noqa: E402
@@ -76,7 +76,7 @@ def main() -> int:
     sd, embeds = build_sd()
     content, reference = photos(1)
     with torch.no_grad():
-        latents = [encode_latent(sd.vae, resize_to_square(image, args.size))[0].numpy() for image in (content, reference)]
+        latents = [encode_latent(sd.vae, resize_to(image, (args.size, args.size)))[0].numpy() for image in (content, reference)]
     c15 = torch.randn(latents[0].shape, generator=torch.Generator().manual_seed(1)).numpy()
     scene = synthetic_scene(latents[0], c15, latents[1:], args.size // 8)
     start_latent = initial_latent(c15)[0].numpy()

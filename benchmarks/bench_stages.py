@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.reference_stage3 import reference_stylize  # noqa: E402
 from engine.device import DTYPES, pick_device  # noqa: E402
-from engine.images import load_image, resize_to_square  # noqa: E402
+from engine.images import load_image, resize_to  # noqa: E402
 from engine.stage1.inversion import encode_latent  # noqa: E402
 from engine.stage2.matching import match_regions  # noqa: E402
 from engine.models import SD15_DDIM_CONFIG, ModelBundle  # noqa: E402
@@ -246,7 +246,7 @@ def main() -> int:
                   f"{cost['peak_bytes'] / 2**30:.2f} GiB, {len(np.unique(analysis.labels))} regions")
         else:
             with torch.no_grad():
-                latent = encode_latent(sd.vae, resize_to_square(image, size))[0].cpu().numpy()
+                latent = encode_latent(sd.vae, resize_to(image, (size, size)))[0].cpu().numpy()
             analysis = dataclasses.replace(analyses[0], vae_latent=latent)
         analyses.append(analysis)
 

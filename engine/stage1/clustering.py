@@ -4,7 +4,7 @@ The default reproduces the reference's arithmetic so that its label maps are rep
 `torch.pca_lowrank` drawn from the global generator right after `torch.manual_seed(seed)`, Lloyd's
 algorithm with the expanded squared distance |x|^2 - 2 x.c + |c|^2, restarts drawn from one
 `torch.Generator` per k, and empty clusters refilled from the global generator. Cluster means come from
-one scatter-add per iteration; they differ from per-cluster masked means only in rounding, and the labels
+one float64 scatter-add per iteration; they differ from per-cluster masked means only in rounding, and the labels
 are the same (tests/test_clustering.py compares both on random data, tests/test_parity_stage1.py on the
 goldens). `seeded_global_rng`
 scopes those global draws so the caller's random state is left as it was.
@@ -96,8 +96,11 @@ def cluster_means(data: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Ten
     from the global generator, in increasing cluster order, one draw each (the reference's choice and
     draw order, so seeded runs keep their labels)."""
     counts = torch.bincount(labels, minlength=k)
-    sums = torch.zeros(k, data.shape[1], dtype=data.dtype, device=data.device).index_add_(0, labels, data)
-    means = sums / counts.clamp_min(1).unsqueeze(1).to(data.dtype)
+    # float64 sums: a float32 scatter adds row after row (error growing with the cluster's size), while the
+    # reference's per-cluster mean sums in cascades; rounded from float64 the means land on the reference's
+    # labels (a sequential float32 sum moved labels on overlapping clusters in tests/test_clustering.py).
+    sums = torch.zeros(k, data.shape[1], dtype=torch.float64, device=data.device).index_add_(0, labels, data.double())
+    means = (sums / counts.clamp_min(1).unsqueeze(1)).to(data.dtype)
     for cluster in (counts == 0).nonzero().flatten().tolist():
         means[cluster] = data[torch.randint(0, data.shape[0], (1,), device=data.device)].squeeze(0)
     return means
