@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -26,16 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository first
 
+from benchmarks.common import BENCH, FAMILIES, machine_line  # noqa: E402
 from engine.draft import Drafter  # noqa: E402
 from engine.draft.onnx_models import StyleNetworks  # noqa: E402
 from engine.images import load_image  # noqa: E402
+from engine.params import DraftParams  # noqa: E402
 from engine.types import Pin  # noqa: E402
 
-BENCH = ROOT.parent / "shared" / "benchmark"
-FAMILIES = ["VanGogh", "WaterColor", "Cubism", "InkWashPainting", "Fauvism"]
 
 
 def references(count: int, offset: int) -> list:
@@ -63,18 +61,19 @@ def one_trial(networks: StyleNetworks, content, refs, size: int, every_ref: bool
     labels, assignment = bands(len(refs)) if every_ref else (None, None)
     with tempfile.TemporaryDirectory() as cache:
         drafter = Drafter(cache_dir=Path(cache), networks=networks)
-        common = dict(labels=labels, assignment=assignment, size=size)
-        first, wall, cpu = timed(drafter, content, refs, **common)
+        common = dict(labels=labels, assignment=assignment)
+        params = DraftParams(size=size)
+        first, wall, cpu = timed(drafter, content, refs, params, **common)
         used = sorted({m.style_index for m in first.matches.values()})
         times = {"first": wall, "first_cpu": cpu, "passes": len(used), "stages": first.timings}
         largest = max(first.matches, key=lambda r: (first.labels == r).sum())
         current = first.matches[largest].style_index
         unused = [i for i in range(len(refs)) if i not in used]
         if unused:
-            times["pin_new"] = timed(drafter, content, refs, pins=[Pin(largest, unused[0])], **common)[1]
+            times["pin_new"] = timed(drafter, content, refs, params, pins=[Pin(largest, unused[0])], **common)[1]
         # back to its first reference if it moved, else to another reference with a pass: passes all cached
         target = current if unused else next((i for i in used if i != current), current)
-        times["recomposite"] = timed(drafter, content, refs, pins=[Pin(largest, target)], **common)[1]
+        times["recomposite"] = timed(drafter, content, refs, params, pins=[Pin(largest, target)], **common)[1]
     return times
 
 
@@ -93,10 +92,9 @@ def main() -> int:
     load = time.perf_counter() - t
     contents = [load_image(p) for p in sorted((BENCH / "content").glob("*.png"))]
     # warm-up on an image not timed: first onnxruntime runs and library imports are one-offs per process
-    Drafter(cache_dir=Path(tempfile.mkdtemp()), networks=networks).draft(contents[-1], references(1, 99), size=512)
+    Drafter(cache_dir=Path(tempfile.mkdtemp()), networks=networks).draft(contents[-1], references(1, 99))
 
-    print(f"# draft benchmark: {platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, onnxruntime CPU, "
-          f"threads={args.threads or 'default'}, load average at start {os.getloadavg()[0]:.1f}")
+    print(f"# draft benchmark: {machine_line()} at start, onnxruntime CPU, threads={args.threads or 'default'}")
     print(f"session load (both networks, once per process): {load:.2f} s\n")
     print("| size | refs | mode | passes | first draft (s) | CPU (s) | pin, new ref (s) | re-composite after pin (s) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")

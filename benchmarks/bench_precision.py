@@ -38,7 +38,7 @@ from engine.models import SD15_DDIM_CONFIG, SDModels  # noqa: E402
 from engine.params import Stage3Params  # noqa: E402
 from engine.stage1.inversion import encode_latent  # noqa: E402
 from engine.stage3.stylize import initial_latent, stylize  # noqa: E402
-from tests.tiny_models import calibrate_vae  # noqa: E402
+from benchmarks.model_folders import calibrate_vae  # noqa: E402
 
 EMPTY_PROMPT_IDS = [49406] + [49407] * 76  # SD1.5's tokenizer on ""
 

@@ -4,8 +4,7 @@
 
 Times the pieces of `analyze_images` without depth: the VAE encode, the 15-step DDIM inversion (one image at a
 time, then all `--images` as one batch) and steps 4-10 (the k-means sweep k = 2..10 with 10 restarts and the
-silhouettes, then the merges), the last both with the engine's vectorised k-means and with the literal
-per-cluster loop (tests/test_clustering.py's `literal_kmeans`). Every row is run twice: "quiet" (only this
+silhouettes, then the merges). Every row is run twice: "quiet" (only this
 process) and "busy" (a second process spinning on one core for the whole row). Wall and process CPU seconds;
 the load average is printed: on a shared machine "quiet" means only that this benchmark added nothing.
 """
@@ -29,10 +28,8 @@ from benchmarks.bench_precision import build_sd  # noqa: E402
 from benchmarks.bench_stages import photos  # noqa: E402
 from engine.images import resize_to  # noqa: E402
 from engine.params import Stage1Params, working_size  # noqa: E402
-from engine.stage1 import clustering  # noqa: E402
 from engine.stage1.inversion import ddim_invert_batch, encode_latent  # noqa: E402
 from engine.stage1.segment import segment  # noqa: E402
-from tests.test_clustering import literal_kmeans  # noqa: E402
 
 
 def spin(stop) -> None:
@@ -56,22 +53,6 @@ def second_process(busy: bool) -> Iterator[None]:
     finally:
         stop.set()
         process.join(10)
-
-
-@contextmanager
-def literal_loop() -> Iterator[None]:
-    """`segment` with the literal per-cluster k-means in place of the vectorised one."""
-    vectorised = clustering.kmeans
-
-    def literal(data, k, restarts, max_iters, tol, generator):
-        labels = literal_kmeans(data, k, restarts, max_iters, tol, generator)
-        return clustering.KMeansResult(labels, torch.empty(0), 0.0)
-
-    clustering.kmeans = literal
-    try:
-        yield
-    finally:
-        clustering.kmeans = vectorised
 
 
 def timed(work) -> tuple[object, float, float]:
@@ -108,10 +89,7 @@ def main() -> int:
                   f"{cpu / len(images):.1f} |", flush=True)
             fmix, latent = inversion[0].fmix, latents[0]
             _, wall, cpu = timed(lambda: segment(fmix, latent, None, params))
-            print(f"| {mode} | steps 4-10, vectorised k-means | {wall:.1f} | {cpu:.1f} |", flush=True)
-            with literal_loop():
-                _, wall, cpu = timed(lambda: segment(fmix, latent, None, params))
-            print(f"| {mode} | steps 4-10, literal k-means loop | {wall:.1f} | {cpu:.1f} |", flush=True)
+            print(f"| {mode} | steps 4-10 (k-means sweep, silhouettes, merges) | {wall:.1f} | {cpu:.1f} |", flush=True)
     print(f"load average at end {os.getloadavg()[0]:.1f}")
     return 0
 

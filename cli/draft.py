@@ -10,9 +10,12 @@ import json
 import sys
 from pathlib import Path
 
+from engine.params import DRAFT_MAX_SIZE, DRAFT_MIN_SIZE, DraftParams
 from engine.wording import count
 
 from .common import ProgressBar, add_engine_args, engine_from_args, parse_pin, report_errors
+
+DEFAULTS = DraftParams()
 
 
 def add_parser(subparsers) -> None:
@@ -24,11 +27,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--style", required=True, nargs="+", type=Path, help="reference images (0, 1, ...)")
     parser.add_argument("--pin", action="append", default=[], type=parse_pin, metavar="REGION=REF[:REGION]",
                         help="give a content region one reference, or one region of it (repeatable)")
-    parser.add_argument("--strength", type=float, default=1.0, help="0..1: 0 keeps the photo's own style (default 1)")
+    parser.add_argument("--strength", type=float, default=DEFAULTS.strength,
+                        help=f"0..1: 0 keeps the photo's own style (default {DEFAULTS.strength:g})")
     parser.add_argument("--preserve-colour", action="store_true",
                         help="keep the photo's colours, take the style's brightness")
-    parser.add_argument("--size", type=int, default=512,
-                        help="long side in pixels, a multiple of 4 up to 1024 (default 512)")
+    parser.add_argument("--size", type=int, default=DEFAULTS.size,
+                        help=f"long side in pixels, a multiple of 4 from {DRAFT_MIN_SIZE} to {DRAFT_MAX_SIZE} "
+                             f"(default {DEFAULTS.size})")
     parser.add_argument("--regions", choices=["auto", "method", "quick"], default="auto",
                         help="method: stage 1 regions and stage 2 matches (loads, or downloads, the models); "
                              "quick: classical regions and quick matching; auto (default): method when its "
@@ -44,6 +49,8 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from engine.errors import InvalidRequest
+    from engine.models import random_weights
+    from engine.outputs import check_output_file
     from engine.results import save_png
 
     with report_errors():
@@ -51,6 +58,7 @@ def run(args) -> int:
             raise InvalidRequest("--labels gives the regions itself: leave out --regions")
         if args.assignment is not None and args.labels is None:
             raise InvalidRequest("--assignment needs the --labels it refers to")
+        check_output_file(args.out, "--out file")
         engine = engine_from_args(args)
         bar = ProgressBar()
         try:
@@ -58,6 +66,8 @@ def run(args) -> int:
         finally:
             bar.close()
         meta = result.metadata()
+        if result.region_source == "method" and random_weights(engine.source):
+            meta["regions"]["random_weights"] = True  # regions from RANDOM-WEIGHT test models: say so, as the window does
         meta["inputs"] = {"content": str(args.content), "references": [str(p) for p in args.style]}
         save_png(args.out, result.image, meta)
         json_path = args.out.with_suffix(".json")
@@ -71,13 +81,17 @@ def run(args) -> int:
     return 0
 
 
+def _params(args) -> DraftParams:
+    return DraftParams(size=args.size, strength=args.strength, preserve_colour=args.preserve_colour)
+
+
 def _draft(engine, args, bar):
     from engine.params import Stage1Params
-    from engine.types import ImageRef
+    from engine.types import DraftRequest, ImageRef
 
-    return engine.draft(ImageRef(args.content), [ImageRef(p) for p in args.style], pins=args.pin,
-                        strength=args.strength, preserve_colour=args.preserve_colour, size=args.size,
-                        regions=args.regions, stage1=Stage1Params(use_depth=not args.no_depth), on_event=bar)
+    request = DraftRequest(ImageRef(args.content), [ImageRef(p) for p in args.style], args.pin, regions=args.regions,
+                           stage1=Stage1Params(use_depth=not args.no_depth), draft=_params(args))
+    return engine.draft(request, on_event=bar)
 
 
 def _saved_regions_draft(engine, args, bar):
@@ -94,9 +108,8 @@ def _saved_regions_draft(engine, args, bar):
             assignment = {int(k): int(v) for k, v in json.loads(args.assignment.read_text()).items()}
         except (ValueError, TypeError, AttributeError) as exc:
             raise InvalidRequest(f"{args.assignment} is not a JSON object of region -> reference ({exc})") from None
-    return engine.drafter.draft(load_image(args.content), [load_image(path) for path in args.style], labels=labels,
-                                assignment=assignment, pins=args.pin, strength=args.strength,
-                                preserve_colour=args.preserve_colour, size=args.size, on_event=bar)
+    return engine.drafter.draft(load_image(args.content), [load_image(path) for path in args.style], _params(args),
+                                labels=labels, assignment=assignment, pins=args.pin, on_event=bar)
 
 
 def summary(meta: dict, references: list[Path]) -> list[str]:

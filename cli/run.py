@@ -13,7 +13,8 @@ import sys
 import threading
 from pathlib import Path
 
-from .common import ProgressBar, add_engine_args, engine_from_args, parse_pin, report_errors
+from .common import (DefaultsHelpFormatter, ProgressBar, add_engine_args, add_size_args, add_working_size_arg,
+                     engine_from_args, output_params, parse_pin, report_errors, size_params)
 
 PARTIAL_SUFFIX = "-partial"
 
@@ -23,7 +24,7 @@ def add_parser(subparsers) -> None:
 
     defaults = Stage3Params()
     parser = subparsers.add_parser("run", help="restyle a photo after one or more references",
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--content", required=True, type=Path, help="the photo to restyle")
     parser.add_argument("--style", required=True, nargs="+", type=Path, help="style references (0, 1, ... in order)")
     parser.add_argument("--pin", action="append", type=parse_pin, default=[], metavar="REGION=REF[:REGION]",
@@ -38,20 +39,30 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--fast", choices=["none", "lcm", "hyper"], default="none",
                         help="fast mode (LoRA + its schedule; overrides steps, iters, lr and content weight)")
     parser.add_argument("--no-depth", action="store_true", help="skip the depth split in stage 1")
+    add_working_size_arg(parser)
+    parser.add_argument("--feature-batch", type=int, default=defaults.feature_batch, metavar="N",
+                        help="images per reference-feature pass (0 = all at once); 1 or 2 lowers the peak memory "
+                             "with many references")
+    add_size_args(parser, output=True)
     add_engine_args(parser)
 
 
 def build_request(args: argparse.Namespace):
     """The TransferRequest the options describe."""
+    from engine.errors import InvalidRequest
     from engine.params import Stage1Params, Stage3Params, stage3_for_fast_mode
     from engine.types import ImageRef, TransferRequest
 
+    if args.feature_batch < 0:
+        raise InvalidRequest("--feature-batch must be 0 (all at once) or more")
     stage3 = Stage3Params(steps=args.steps, lr=args.lr, content_weight=args.content_weight,
-                          iters_per_step=args.iters, seed=args.seed)
+                          iters_per_step=args.iters, seed=args.seed, feature_batch=args.feature_batch)
     if args.fast != "none":
         stage3 = stage3_for_fast_mode(args.fast, stage3)
+    stage1 = Stage1Params(use_depth=not args.no_depth, image_size=args.working_size, **size_params(args))
     return TransferRequest(content=ImageRef(args.content), references=[ImageRef(p) for p in args.style],
-                           pins=list(args.pin), stage1=Stage1Params(use_depth=not args.no_depth), stage3=stage3)
+                           pins=list(args.pin), stage1=stage1, stage3=stage3,
+                           output=output_params(args))
 
 
 def partial_path(out: Path) -> Path:
@@ -62,7 +73,7 @@ def partial_path(out: Path) -> Path:
 def transfer_until_interrupted(engine, request, on_event):
     """`engine.transfer` on a worker thread, so Ctrl-C (delivered to this thread) sets the cancel flag and the
     run returns its partial result at the next check instead of vanishing with the exception."""
-    cancel = threading.Event()
+    cancel, done = threading.Event(), threading.Event()
     outcome: dict = {}
 
     def work() -> None:
@@ -70,16 +81,19 @@ def transfer_until_interrupted(engine, request, on_event):
             outcome["result"] = engine.transfer(request, on_event=on_event, cancel=cancel)
         except BaseException as exc:  # re-raised on the calling thread
             outcome["error"] = exc
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=work, name="transfer", daemon=True)  # a second Ctrl-C may end the process
-    worker.start()
+    # daemon: a second Ctrl-C ends the process. Waiting on an Event, not Thread.join: an interrupted join can
+    # report a running thread as finished.
+    threading.Thread(target=work, name="transfer", daemon=True).start()
     try:
-        while worker.is_alive():
-            worker.join(0.2)
+        while not done.wait(0.2):
+            pass
     except KeyboardInterrupt:
         cancel.set()
         print("\nstylegallery: cancelling at the next step (Ctrl-C again to quit at once)", file=sys.stderr)
-        worker.join()
+        done.wait()
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
@@ -113,5 +127,7 @@ def run(args: argparse.Namespace) -> int:
                                    f"to {kept} instead", hint="") from exc
     state = "cancelled after" if result.cancelled else "finished in"
     note = " (made by RANDOM-WEIGHT test models: no real style)" if random else ""
-    print(f"{out}: {state} {result.steps_done}/{result.steps_total} steps, {result.seconds:.1f} s{note}")
+    width, height = result.output_size
+    print(f"{out}: {width}x{height} ({result.upscale} from {result.working_size[0]}x{result.working_size[1]}), "
+          f"{state} {result.steps_done}/{result.steps_total} steps, {result.seconds:.1f} s{note}")
     return 130 if result.cancelled else 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
@@ -18,15 +18,16 @@ from .cache import DiskCache, default_cache_dir
 from .device import device_summary, pick_device, pick_dtype
 from .errors import InvalidRequest
 from .images import load_image, pixel_sha256
-from .stage2.matching import apply_pins, match_regions
+from .stage2.matching import match_regions
+from .stage2.pins import apply_pins
 from .memory import out_of_memory_guard
 from .models import ModelBundle
 from .params import MatchParams, ModelSource, OutputParams, Stage1Params, Stage3Params, output_size, working_size
 from .stage1.segment import analyze_images
 from .stage3.features import FeatureCache
 from .stage2.dinov2_tokens import cached_dinov2_tokens, resolved_alignment
-from .types import (Analysis, CancelFlag, EventCallback, ImageRef, MatchTable, Pin, TransferRequest,
-                    TransferResult)
+from .types import (Analysis, CancelFlag, DraftRequest, EventCallback, ImageRef, MatchTable, Pin,
+                    TransferRequest, TransferResult)
 
 if TYPE_CHECKING:
     from .draft import DraftResult, Drafter
@@ -93,8 +94,8 @@ class Engine:
                on_event: EventCallback | None, cancel: CancelFlag | None
                ) -> tuple[MatchTable, Analysis, list[Analysis]]:
         """Stage 2 on images already opened (content first), so each file is decoded once per call."""
+        model, processor = self.models.dinov2  # loaded, so checked, before the analyses
         analyses = self._analyze(loaded, stage1, on_event, cancel)
-        model, processor = self.models.dinov2
         alignment = resolved_alignment(params.sem_alignment, stage1.size_policy)
         with out_of_memory_guard("the matching"), torch.no_grad():
             tokens = [cached_dinov2_tokens(self.cache, self.models.model_id("dinov2"), model, processor, picture,
@@ -118,40 +119,38 @@ class Engine:
                                     use_cache=self.cache is not None)
         return self._drafter
 
-    def draft(self, content: ImageRef, references: list[ImageRef], pins: Sequence[Pin] = (), strength: float = 1.0,
-              preserve_colour: bool = False, size: int = 512,
-              regions: Literal["auto", "method", "quick"] = "auto", stage1: Stage1Params | None = None,
-              params: MatchParams | None = None, on_event: EventCallback | None = None,
+    def draft(self, request: DraftRequest, on_event: EventCallback | None = None,
               cancel: CancelFlag | None = None) -> DraftResult:
         """The instant draft (engine/draft): a seconds-fast preview, not the method's stage 3.
 
-        regions "method": stage 1's regions and stage 2's matches with the pins applied, i.e. the assignment
-        `transfer` will use (analyses cached; the unpinned table is kept, so a pin change only re-composites);
-        "quick": classical regions and quick matching, no SD model needed; "auto": "method" when its models are
-        here without a download (`method_available`), else "quick". `result.region_source` says which was used.
-        Raises DraftUnavailable without the draft extra, InvalidRequest on bad arguments, Cancelled on `cancel`.
+        `request.regions` "method": stage 1's regions and stage 2's matches with the pins applied, i.e. the
+        assignment `transfer` will use (analyses cached; the unpinned table is kept, so a pin change only
+        re-composites); "quick": classical regions and quick matching, no SD model needed; "auto": "method" when
+        its models are here without a download (`method_available`), else "quick". `result.region_source` says
+        which was used. Raises DraftUnavailable without the draft extra, InvalidRequest on bad arguments,
+        Cancelled on `cancel`.
         """
         from .draft import require_draft
 
+        regions, stage1 = request.regions, request.stage1
         if regions not in ("auto", "method", "quick"):
             raise InvalidRequest(f"Draft regions must be auto, method or quick, got {regions!r}")
-        _require_references(references, "draft")
-        stage1, params = stage1 or Stage1Params(), params or MatchParams()
+        _require_references(request.references, "draft")
         require_draft()  # before any analysis, whose only use here would be the draft
         drafter = self.drafter
-        loaded = _load_all(content, references)
+        loaded = _load_all(request.content, request.references)
         images = [picture for picture, _ in loaded]
-        options = dict(strength=strength, preserve_colour=preserve_colour, size=size, on_event=on_event, cancel=cancel)
         if regions == "quick" or (regions == "auto" and not self.method_available(stage1)):
-            return drafter.draft(images[0], images[1:], pins=pins, **options)
+            return drafter.draft(images[0], images[1:], request.draft, pins=request.pins, on_event=on_event,
+                                 cancel=cancel)
         key = (tuple(pixel_sha256(image) for image in images),
-               tuple(None if mask is None else pixel_sha256(mask) for _, mask in loaded), stage1, params)
+               tuple(None if mask is None else pixel_sha256(mask) for _, mask in loaded), stage1, request.match)
         if self._draft_match is None or self._draft_match[0] != key:
-            self._draft_match = key, self._match(loaded, [], stage1, params, on_event, cancel)
+            self._draft_match = key, self._match(loaded, [], stage1, request.match, on_event, cancel)
         table, analysis, ref_analyses = self._draft_match[1]
-        return drafter.draft(images[0], images[1:], labels=analysis.labels,
-                             assignment=apply_pins(table, pins).matches,
-                             reference_labels=[ref.labels for ref in ref_analyses], **options)
+        return drafter.draft(images[0], images[1:], request.draft, labels=analysis.labels,
+                             assignment=apply_pins(table, request.pins).matches,
+                             reference_labels=[ref.labels for ref in ref_analyses], on_event=on_event, cancel=cancel)
 
     def transfer(self, request: TransferRequest, on_event: EventCallback | None = None,
                  cancel: CancelFlag | None = None) -> TransferResult:
@@ -163,6 +162,7 @@ class Engine:
 
         started = time.perf_counter()
         loaded = _load_all(request.content, request.references)
+        self.models.sd  # stage 3's model: loaded, so checked, before any work
         table, content, references = self._match(loaded, request.pins, request.stage1, request.match, on_event,
                                                  cancel)
         photo, stage3 = loaded[0][0], self._stage3_params(request.stage3)

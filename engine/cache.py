@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
 import os
 import tempfile
 import zipfile
@@ -21,6 +22,8 @@ import numpy as np
 
 from .params import Stage1Params, settings_key
 from .types import Analysis
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "StyleGallery"
 _META = "__meta__"
@@ -113,12 +116,40 @@ def save_analysis(cache: DiskCache, key: str, analysis: Analysis) -> Path:
     return cache.put(key, arrays, meta, namespace=ANALYSIS_NAMESPACE)
 
 
+def analysis_arrays_problem(arrays: dict[str, np.ndarray]) -> str | None:
+    """Why a cached analysis's arrays cannot be one stage 1 made (None when they can): the label grid is the latent
+    grid (whatever its height and width), region ids lie in 0..cells, every float is finite. A well-formed entry
+    with wrong content (copied, tampered with, or from a bug) must be recomputed, not served."""
+    labels, latent = arrays.get("labels"), arrays.get("vae_latent")
+    if labels is None or latent is None or "c15" not in arrays or "fmix" not in arrays:
+        return "arrays missing"
+    if labels.ndim != 2 or labels.size == 0 or not np.issubdtype(labels.dtype, np.integer):
+        return f"labels of shape {labels.shape} and type {labels.dtype}"
+    if latent.ndim != 3 or latent.shape[1:] != labels.shape:
+        return f"latent {latent.shape} for a {labels.shape} label grid"
+    if arrays["c15"].shape != latent.shape or arrays["fmix"].ndim != 3 or arrays["fmix"].shape[1:] != labels.shape:
+        return "feature arrays of another grid"
+    if labels.min() < 0 or labels.max() > labels.size:
+        return f"region ids {labels.min()}..{labels.max()} outside 0..{labels.size}"
+    floats = [arrays[name] for name in ("vae_latent", "c15", "fmix", "depth") if name in arrays]
+    if any(not np.issubdtype(a.dtype, np.floating) or not np.isfinite(a).all() for a in floats):
+        return "non-finite or non-float values"
+    if "depth" in arrays and arrays["depth"].ndim != 2:
+        return f"depth of shape {arrays['depth'].shape}"
+    return None
+
+
 def load_analysis(cache: DiskCache, key: str) -> Analysis | None:
-    """The Analysis stored under `key`, or None (missing, damaged, or written by incompatible params)."""
+    """The Analysis stored under `key`, or None (missing, damaged, inconsistent, or written by incompatible params):
+    None makes the caller recompute and overwrite the entry."""
     entry = cache.get(key, namespace=ANALYSIS_NAMESPACE)
     if entry is None:
         return None
     arrays, meta = entry
+    problem = analysis_arrays_problem(arrays)
+    if problem is not None:
+        log.warning("Cached analysis %s is inconsistent (%s): recomputing", key[:12], problem)
+        return None
     try:
         params = Stage1Params(**meta["params"])
         return Analysis(image_sha256=meta["image_sha256"], labels=arrays["labels"], fmix=arrays["fmix"],

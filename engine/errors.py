@@ -32,7 +32,7 @@ class ImageUnreadable(StyleGalleryError):
 
 class ImageTooLarge(ImageUnreadable):
     kind = "image_too_large"
-    hint = "Downscale the image below the pixel limit (Settings) and try again."
+    hint = "Save a smaller copy of the picture (4000 pixels on the long side is plenty) and open that."
 
 
 class ModelMissing(StyleGalleryError):
@@ -42,13 +42,15 @@ class ModelMissing(StyleGalleryError):
 
 class UnsafeCheckpoint(StyleGalleryError):
     kind = "unsafe_checkpoint"
-    hint = "Convert the checkpoint to .safetensors, or allow pickled checkpoints in Settings if you trust the file."
+    hint = ("Convert the checkpoint to .safetensors, or, if you trust the file, allow pickled checkpoints on the "
+            "command line (--allow-pickle); the window never loads them.")
 
 
 class OutOfMemory(StyleGalleryError):
     kind = "out_of_memory"
-    hint = ("Close other GPU programs, use fewer references, or turn on the memory options "
-            "(attention slicing, VAE tiling, CPU offload) in Settings.")
+    hint = ("Close other GPU programs, use fewer references, or lower the memory use: half precision (fp16 in "
+            "Settings, --precision fp16), fewer references per feature pass (--feature-batch 1) or a smaller "
+            "working size (--working-size 384).")
 
 
 class DocumentTooNew(StyleGalleryError):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageTooLarge, ImageUnreadable
+from .errors import ImageTooLarge, ImageUnreadable, describe_os_error
 
 MAX_PIXELS = 64_000_000  # about 8000x8000: far above any photo an artist restyles at 512
 MIN_SIDE = 8
@@ -24,25 +24,34 @@ _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open `path` as an 8-bit RGB PIL image or raise ImageUnreadable / ImageTooLarge with a clear message."""
+    """Open `path` as an 8-bit RGB PIL image or raise ImageUnreadable / ImageTooLarge with a clear message.
+
+    A JPEG over `max_pixels` is decoded downscaled (by 2, 4 or 8, straight from the compressed data, so the full
+    size is never in memory): the method works at about 512 pixels anyway. Other formats over the limit are refused
+    from their header, before any pixel is decoded.
+    """
     path = Path(path)
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # e.g. a file-name part over 255 characters
+        raise ImageUnreadable(f"{path.name[:80]} cannot be opened: {describe_os_error(exc)}") from exc
+    if not is_file:
         raise ImageUnreadable(f"No image file at {path}")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below is ours
             with Image.open(path, formats=FORMATS) as img:
                 width, height = img.size
                 if width * height > max_pixels:
-                    raise ImageTooLarge(f"{path.name} is {width}x{height} pixels, over the limit of "
-                                        f"{max_pixels:,} pixels")
+                    _decode_downscaled(img, path.name, max_pixels)
                 img.seek(0)
                 img = ImageOps.exif_transpose(img)
                 rgb = to_rgb8(img)
     except (ImageTooLarge, ImageUnreadable):
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(f"{path.name} is too large to open safely ({exc})") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"{path.name} is too large to open: far over StyleGallery's limit of "
+                            f"{max_pixels / 1e6:.0f} megapixels") from exc
     except PermissionError as exc:
         raise ImageUnreadable(f"{path.name} cannot be read: permission denied",
                               hint="Check the file's permissions, or copy it somewhere you can read.") from exc
@@ -56,6 +65,18 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise ImageUnreadable(f"{path.name} is only {rgb.size[0]}x{rgb.size[1]} pixels; "
                               f"at least {MIN_SIDE}x{MIN_SIDE} is needed")
     return rgb
+
+
+def _decode_downscaled(img: Image.Image, name: str, max_pixels: int) -> None:
+    """Set a JPEG over `max_pixels` to decode at the smallest reduction (1/2, 1/4, 1/8) that fits; refuse others,
+    and JPEGs too large even at 1/8, in the app's words."""
+    width, height = img.size
+    scale = next((s for s in (2, 4, 8) if (width // s) * (height // s) <= max_pixels), None)
+    if img.format == "JPEG" and scale is not None:
+        img.draft("RGB", (width // scale, height // scale))
+        return
+    raise ImageTooLarge(f"{name} is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), over "
+                        f"StyleGallery's limit of {max_pixels / 1e6:.0f} megapixels (it works at about 512 pixels)")
 
 
 def to_rgb8(img: Image.Image) -> Image.Image:

@@ -21,8 +21,8 @@ from .errors import OutOfMemory
 
 log = logging.getLogger(__name__)
 
-CPU_HINT = ("Close other programs, use a smaller photo or fewer references, or turn on the memory options "
-            "(attention slicing, VAE tiling) in Settings.")
+CPU_HINT = ("Close other programs, use fewer references, or lower the memory use: fewer references per feature "
+            "pass (--feature-batch 1) or a smaller working size (--working-size 384).")
 CPU_SPEED_WARNING = ("No GPU found: running on the CPU. It works, but a transfer takes many minutes; "
                      "a fast mode (Generation panel) or the instant draft helps.")
 _OOM_TEXT = re.compile(r"out of memory|can't allocate memory|not enough memory", re.IGNORECASE)

@@ -24,6 +24,7 @@ from typing import Any, Callable, Literal
 import torch
 
 from .errors import ModelMissing, UnsafeCheckpoint
+from .memory import is_out_of_memory
 from .params import ModelSource
 from .types import EventCallback, StepEvent
 
@@ -53,6 +54,13 @@ SD_HUB_FILES = ["model_index.json", "scheduler/scheduler_config.json", "tokenize
 SD_CONFIG_HUB_FILES = ["model_index.json", "scheduler/scheduler_config.json", "tokenizer/*", "*/config.json"]
 TRANSFORMERS_HUB_FILES = ["config.json", "preprocessor_config.json", "model.safetensors"]
 IMAGE_PROCESSOR_BACKEND = "pil"  # never "whatever is installed": see load_transformers_folder
+
+# Where people set a model: in the window and on the command line (both read the same messages).
+MODEL_SETTING = "the model setting (Settings in the window, --model / --dinov2 / --depth-model on the command line)"
+# The files of a model folder that the loader reads, so the only ones its fingerprint looks at: a folder that is
+# not a model (say "/" or "/usr") is never walked.
+SD_FOLDER_FILES = ["model_index.json", "scheduler/*", "tokenizer/*", *(f"{c}/*" for c in SD_MODEL_COMPONENTS)]
+TRANSFORMERS_FOLDER_FILES = ["*"]
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -128,10 +136,10 @@ def _hub_snapshot(repo_id: str, patterns: list[str], offline: bool, on_event: Ev
     except Exception as exc:  # huggingface_hub raises many kinds (HTTP, offline, not cached): all mean "not here"
         where = "in the local Hugging Face cache" if offline else "on the Hugging Face hub or in the local cache"
         raise ModelMissing(
-            f"{what} '{repo_id}' was not found {where} ({type(exc).__name__})",
-            hint=("Connect to the internet once so it can be downloaded, or point the model setting at a local "
+            f"{what} '{repo_id}' was not found {where}",
+            hint=(f"Connect to the internet once so it can be downloaded, or point {MODEL_SETTING} at a local "
                   "folder or file." if offline else
-                  "Check the id and your connection, or point the model setting at a local folder or file."),
+                  f"Check the id and your connection, or point {MODEL_SETTING} at a local folder or file."),
         ) from exc
 
 
@@ -165,23 +173,32 @@ def _frozen(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 def _scheduler_config(folder: Path | None) -> dict:
-    """The folder's scheduler config where it has one (any class: DDIM reads the shared keys), else SD1.5's DDIM."""
+    """The folder's scheduler config where it has one (any class: DDIM reads the shared keys), else SD1.5's DDIM.
+    A damaged one (not JSON, not an object) is a ModelMissing that names the file."""
     path = folder / "scheduler" / "scheduler_config.json" if folder is not None else None
     if path is None or not path.is_file():
         return dict(SD15_DDIM_CONFIG)
-    config = {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelMissing(f"The scheduler config {path} cannot be read ({exc})", hint=DAMAGED_FOLDER_HINT) from exc
+    if not isinstance(loaded, dict):
+        raise ModelMissing(f"The scheduler config {path} is damaged: it holds a {type(loaded).__name__}, not the "
+                           "settings object", hint=DAMAGED_FOLDER_HINT)
+    config = {k: v for k, v in loaded.items() if not k.startswith("_")}
     return {**SD15_DDIM_CONFIG, **{k: v for k, v in config.items() if k in SD15_DDIM_CONFIG}}
 
 
 def _check_config_folder(folder: Path, what: str) -> None:
     """A single file's config source must hold each component's config.json and the tokenizer."""
     if not folder.is_dir():
-        raise ModelMissing(f"{what} does not exist", hint="Point the single-file config setting at a diffusers "
+        raise ModelMissing(f"{what} does not exist", hint="Point the single-file config setting (--model-config) at a diffusers "
                                                           "Stable Diffusion 1.5 folder or hub id.")
     for component in SD_MODEL_COMPONENTS:
         if not (folder / component / "config.json").is_file():
             raise ModelMissing(f"{what}: '{component}' has no config.json in {folder / component}",
-                               hint="Point the single-file config setting at a complete diffusers SD1.5 folder.")
+                               hint="Point the single-file config setting (--model-config) at a complete "
+                                    "diffusers SD1.5 folder.")
     _check_tokenizer(folder / "tokenizer", what)
 
 
@@ -193,14 +210,19 @@ def _damaged_file_errors() -> tuple[type[BaseException], ...]:
 
 
 DAMAGED_FILE_ERRORS = _damaged_file_errors()
+DAMAGED_FOLDER_HINT = "The folder is incomplete or damaged: copy or download it again."
 
 
 def check_sd_folder(folder: Path, allow_pickle: bool, what: str) -> dict[str, dict]:
     """Checks (from the file listing alone) that a diffusers folder has every component the loader reads;
-    returns each component's from_pretrained keywords."""
+    returns each component's from_pretrained keywords. A folder with none of them is not a model at all."""
     if not folder.is_dir():
         raise ModelMissing(f"{what} does not exist", hint="Pick an existing diffusers folder, a .safetensors "
-                                                          "file or a hub id in the model setting.")
+                                                          f"file or a hub id in {MODEL_SETTING}.")
+    parts = ("model_index.json", "tokenizer", *SD_MODEL_COMPONENTS)
+    if not any((folder / part).exists() for part in parts):
+        raise ModelMissing(f"{what}: {folder} is not a diffusers Stable Diffusion folder (it has none of "
+                           f"{', '.join(parts)})", hint=f"Pick the model's own folder in {MODEL_SETTING}.")
     kwargs = {c: _weights_file(folder / c, c, allow_pickle, what) for c in SD_MODEL_COMPONENTS}
     _check_tokenizer(folder / "tokenizer", what)
     return kwargs
@@ -223,10 +245,33 @@ def load_sd_folder(folder: Path, device: torch.device, dtype: torch.dtype, allow
         text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", dtype=dtype,
                                                      use_safetensors=safe, **kwargs["text_encoder"])
         tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
-    except DAMAGED_FILE_ERRORS as exc:
-        raise ModelMissing(f"{what} could not be loaded: {exc}",
-                           hint="The folder is incomplete or damaged: copy or download it again.") from exc
+    except torch.OutOfMemoryError:
+        raise
+    except (*DAMAGED_FILE_ERRORS, RuntimeError) as exc:
+        if is_out_of_memory(exc):
+            raise
+        raise ModelMissing(f"{what} could not be loaded: {_first_line(exc)}", hint=DAMAGED_FOLDER_HINT) from exc
+    for component, module in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder)):
+        _check_complete(module, folder / component, what)
     return _sd_models(unet, vae, text_encoder, tokenizer, _scheduler_config(folder), model_id, device)
+
+
+def _check_complete(module: torch.nn.Module, folder: Path, what: str) -> None:
+    """A weight file missing tensors loads "successfully" with those left on the meta device (no data), which
+    fails later with "Cannot copy out of meta tensor": name the file and the first missing tensor instead."""
+    missing = [name for name, tensor in (*module.named_parameters(), *module.named_buffers()) if tensor.is_meta]
+    if missing:
+        raise ModelMissing(f"{what}: the weights in {folder} lack {len(missing)} tensor(s), e.g. '{missing[0]}'",
+                           hint=DAMAGED_FOLDER_HINT)
+
+
+def _first_line(exc: BaseException) -> str:
+    """A library's load error in one readable line (transformers' size-mismatch texts run over dozens of lines
+    and point at a report printed elsewhere)."""
+    text = str(exc).strip()
+    if "mismatch" in text.lower():
+        return "a weight has the wrong shape (the file is damaged, or belongs to another model)"
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def check_single_file(path: Path, allow_pickle: bool) -> None:
@@ -291,9 +336,14 @@ def load_transformers_folder(folder: Path, auto_model: Callable, device: torch.d
     try:
         model = auto_model.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
         processor = AutoImageProcessor.from_pretrained(folder, backend=IMAGE_PROCESSOR_BACKEND)
-    except DAMAGED_FILE_ERRORS as exc:
-        raise ModelMissing(f"{what} in {folder} could not be loaded: {exc}",
-                           hint="The folder is incomplete or damaged: copy or download it again.") from exc
+    except torch.OutOfMemoryError:
+        raise
+    except (*DAMAGED_FILE_ERRORS, RuntimeError) as exc:  # RuntimeError: a weight of the wrong shape
+        if is_out_of_memory(exc):
+            raise
+        raise ModelMissing(f"{what} in {folder} could not be loaded: {_first_line(exc)}",
+                           hint=DAMAGED_FOLDER_HINT) from exc
+    _check_complete(model, folder, what)
     return _frozen(model, device), processor
 
 
@@ -313,10 +363,12 @@ def random_weights(source: ModelSource) -> bool:
     return False
 
 
-def fingerprint(path: Path) -> str:
-    """A cheap content fingerprint: configs by content, weight files by size and modification time."""
+def fingerprint(path: Path, patterns: list[str]) -> str:
+    """A cheap content fingerprint of the files a model uses (`patterns`, relative to a folder; a file stands for
+    itself): configs by content, weight files by size and modification time. Nothing else is visited."""
     digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    files = sorted({p for pattern in patterns for p in path.glob(pattern) if p.is_file()}) if path.is_dir() \
+        else [path]
     for file in files:
         stat = file.stat()
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
@@ -373,22 +425,22 @@ class ModelBundle:
         path = Path(source).expanduser()
         if not path.exists():
             raise ModelMissing(f"{what} not found: {path} does not exist",
-                               hint="Pick an existing folder or file, or a hub id, in the model setting.")
+                               hint=f"Pick an existing folder or file, or a hub id, in {MODEL_SETTING}.")
         return path
 
-    def _path_id(self, source: str) -> str:
+    def _path_id(self, source: str, patterns: list[str]) -> str:
         if source_kind(source) == "hub":
             return source
         path = Path(source).expanduser().resolve()
-        return f"{path}#{fingerprint(path)}" if path.exists() else str(path)
+        return f"{path}#{fingerprint(path, patterns)}" if path.exists() else str(path)
 
     def model_id(self, which: str) -> str:
         """A stable id for cache keys: the hub id, or the resolved path plus a content fingerprint
         (a single file's id includes its config source, which supplies the tokenizer)."""
         source = self._source_string(which)
-        model_id = self._path_id(source)
+        model_id = self._path_id(source, SD_FOLDER_FILES if which == "sd" else TRANSFORMERS_FOLDER_FILES)
         if which == "sd" and source_kind(source) == "single_file":
-            model_id += f"+config:{self._path_id(self.source.single_file_config)}"
+            model_id += f"+config:{self._path_id(self.source.single_file_config, SD_FOLDER_FILES)}"
         return model_id
 
     def available(self, which: str) -> bool:

@@ -23,6 +23,7 @@ STAGE1_MAX_BATCH = 4  # images per batched DDIM-inversion call (memory bound: ac
 LATENT_FACTOR = 8  # pixels per latent cell (SD1.5's VAE downsamples by 8)
 
 SizePolicy = Literal["square", "aspect"]
+MAX_SIDE_RANGE = (512, 1024)  # the working size's long side a user may choose (aspect policy)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,55 @@ class MatchParams:
     # the square size policy, aligned under the aspect policy.
     sem_alignment: Literal["auto", "center_crop", "aligned"] = "auto"
     token_block: int = 32  # working-image pixels per DINOv2 token side in the aligned mode (512 / 16)
+
+
+@dataclass(frozen=True)
+class QuickRegionParams:
+    """The draft's quick regions (engine/draft/quick_regions.py): a classical stand-in for stage 1, not SPEC's."""
+
+    grid: int = 128  # the label map's side; the composite snaps it to the photo's edges at full size
+    superpixels: int = 196
+    compactness: float = 10.0  # SLIC's m: Lab units per grid step of spatial distance
+    slic_iters: int = 8
+    texture_window: int = 5  # side of the box over which local contrast (texture) is measured
+    k_min: int = 2
+    k_max: int = 8
+    kmeans_restarts: int = 3
+    kmeans_iters: int = 30
+    colour_scale: float = 20.0  # Lab units counted as one feature unit (a clearly visible difference)
+    position_weight: float = 0.5  # feature units across the whole image
+    texture_weight: float = 1.0
+    min_piece: float = 0.015  # connected pieces under this fraction of the image join a neighbour
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class QuickMatchParams:
+    """The draft's quick matching (engine/draft/quick_match.py): a stand-in for stage 2 without the models."""
+
+    style_weight: float = 0.5  # of the style vectors' cosine, mapped to [0, 1]
+    colour_weight: float = 0.5  # of the a*b* histograms' Bhattacharyya coefficient
+    hist_bins: int = 12  # per a* and b* axis; coarse on purpose: palettes, not exact hues
+    hist_pixels: int = 128 * 128  # colour statistics are taken on at most about this many pixels
+    reference_pixels: int = 128  # long side of the reference copies the colour statistics are taken on
+
+
+DRAFT_MIN_SIZE = 64  # the draft's long side, pixels: smaller shows nothing, larger is no longer instant
+DRAFT_MAX_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class DraftParams:
+    """The instant draft (engine/draft): Magenta's arbitrary stylisation per region, a preview, not the method."""
+
+    size: int = 512  # long side of the draft, pixels (DRAFT_MIN_SIZE..DRAFT_MAX_SIZE, a multiple of 4)
+    strength: float = 1.0  # 0..1: moves each reference's style vector toward the photo's own
+    preserve_colour: bool = False  # keep the photo's chroma, take the style's brightness
+    feather_px_at_512: float = 6.0  # total width of the blend across a seam in flat areas, at a 512 working size
+    feather_eps: float = 1e-4  # guided-filter eps: smaller keeps the feather sharp across a real edge
+    region_crop_pixels: int = 512  # long side of the reference copy that reference-region crops are cut from
+    quick_regions: QuickRegionParams = QuickRegionParams()
+    quick_match: QuickMatchParams = QuickMatchParams()
 
 
 FastMode = Literal["none", "lcm", "hyper"]

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Literal, Protocol
 
 import numpy as np
 
-from .params import LATENT_FACTOR, MatchParams, OutputParams, Stage1Params, Stage3Params
+from .params import LATENT_FACTOR, DraftParams, MatchParams, OutputParams, Stage1Params, Stage3Params
 
 
 class CancelFlag(Protocol):
@@ -147,6 +147,23 @@ class TransferRequest:
     match: MatchParams = field(default_factory=MatchParams)
     stage3: Stage3Params = field(default_factory=Stage3Params)
     output: OutputParams = field(default_factory=OutputParams)
+
+
+DraftRegions = Literal["auto", "method", "quick"]
+
+
+@dataclass
+class DraftRequest:
+    """All one instant draft needs (`Engine.draft`). `regions` "method": stage 1's regions and stage 2's matches
+    (`stage1`, `match`); "quick": the classical stand-ins; "auto": "method" when its models are here."""
+
+    content: ImageRef
+    references: list[ImageRef]
+    pins: list[Pin] = field(default_factory=list)
+    regions: DraftRegions = "auto"
+    stage1: Stage1Params = field(default_factory=Stage1Params)
+    match: MatchParams = field(default_factory=MatchParams)
+    draft: DraftParams = field(default_factory=DraftParams)
 
 
 @dataclass(frozen=True)

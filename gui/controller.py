@@ -1,6 +1,8 @@
 """Glue between the document model and the engine: turns user actions into GPU jobs and results into state.
 
-All engine calls run on the `JobQueue`'s thread; every handler here runs in the GUI thread (queued slots).
+All engine calls run on the `JobQueue`'s thread; every handler here runs in the GUI thread (queued slots). Each
+job carries its own handlers (`Job.on_done`, `on_failed`, `on_cancelled`); `_on_failed` adds what every failure
+shows.
 The engine is called through closures made at submit time, so a settings change (a new Engine) applies to
 the next job while a running one finishes with the engine it started with.
 """
@@ -18,23 +20,22 @@ from engine.draft import draft_available
 from engine.errors import ImageUnreadable
 from engine.images import load_image, pixel_sha256
 from engine.memory import cpu_speed_warning
-from engine.params import Stage1Params, settings_key
+from engine.params import OutputParams, Stage1Params, settings_key
 from engine.results import save_result
 from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
 from engine.wording import count
 
 from .drafts import DraftController
 from .gallery_analysis import GalleryAnalysis
+from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .model.gallery import Gallery
 from .model.session import RunRecord, Session
-from .worker import Job, JobQueue
+from .worker import Job, JobHandler, JobQueue
 
 MATCH_DELAY_MS = 250  # gather quick successive gallery edits into one matching job
 STAGE_NAMES = {"analyze": "Analysing regions", "match": "Matching regions", "decode": "Decoding the result",
                "download": "Downloading models", "transfer": "Style transfer"}
-# the jobs that need the full models
-MODEL_JOBS = ("analyze_content", "analyze_reference", "analyze_gallery", "match", "transfer")
 DRAFT_ONLY = "Drafts only for now: the full method needs models that are not on this computer"
 NO_MODELS = "The full method needs models that are not on this computer"
 GET_MODELS = ("To get them, connect to the internet and press Run: Stable Diffusion 1.5, DINOv2 and a depth model "
@@ -89,16 +90,17 @@ class Controller(QObject):
         self.engine, self.engine_error = engine, engine_error
         self.model_label = model_label
         self.stage1 = Stage1Params()  # SPEC defaults; one value for analyses, matching and runs (their cache key)
+        self.output = OutputParams()  # the result's size (Settings)
         self._match_timer = QTimer(self, singleShot=True, interval=MATCH_DELAY_MS)
         self._match_timer.timeout.connect(self.match_now)
         self.queue.step.connect(self._on_step)
         self._engine_event.connect(self._on_step)
         self.queue.busy_changed.connect(self._busy_changed)
-        self.queue.done.connect(self._on_done)
         self.queue.failed.connect(self._on_failed)
-        self.queue.cancelled.connect(self._on_cancelled)
         self.gallery.changed.connect(self.schedule_match)
-        self.gallery.problem.connect(self.session.show_error)
+        self.gallery.problem.connect(lambda info: self.session.show_error(info, "gallery"))
+        self.gallery.changed.connect(self._gallery_saved)
+        self.gallery.save_failed.connect(self._gallery_save_failed)
         self.drafts = DraftController(self, self)
         self.gallery_analysis = GalleryAnalysis(self, self)
         self.session.random_weights = random_weights
@@ -127,7 +129,7 @@ class Controller(QObject):
         if self.engine is None:
             self.session.show_error(self.engine_error, "models")
             return
-        self._submit("device", lambda engine, on_event, cancel: engine.device_summary())
+        self._submit("device", lambda engine, on_event, cancel: engine.device_summary(), self._device_known)
         if self.session.content is not None:
             self._analyze_content()
         present = [r.id for r in self.gallery.references if not self.gallery.is_missing(r.id)]
@@ -141,7 +143,15 @@ class Controller(QObject):
         """Stop analysing the unused references (the next start resumes where this stopped)."""
         self.gallery_analysis.stop()
 
+    def save_all(self) -> list[str]:
+        """Write the session and any gallery change not yet written; what could not be saved, in words."""
+        unsaved = [] if self.session.save() else ["the pins and run history of the open photo"]
+        if self.gallery.unsaved and not self.gallery.save():
+            unsaved.append("the gallery's latest changes (new, renamed or removed references)")
+        return unsaved
+
     def shutdown(self) -> None:
+        """Stop both threads (they stop at their next cancel check) and save."""
         self._match_timer.stop()
         self.gallery_analysis.stop()
         self.drafts.shutdown()
@@ -156,6 +166,9 @@ class Controller(QObject):
         except ImageUnreadable as exc:
             self.session.show_error(ErrorInfo.from_exception(exc), "content")
             return False
+        except OSError as exc:  # a name too long to even look at
+            self.session.show_error(disk_error_info(f"open {Path(path).name[:80]}", exc, "image_unreadable"), "content")
+            return False
         self.queue.cancel("analyze_content")
         self.queue.cancel("match")
         self.session.show_error(None, "content")  # an earlier photo's problem is no longer news
@@ -168,7 +181,7 @@ class Controller(QObject):
         self.session.status = "Analysing the photo…"
         stage1 = self.stage1
         self._submit("analyze_content", lambda engine, on_event, cancel: engine.analyze(
-            ref, stage1, on_event=on_event, cancel=cancel), key=self.session.content_sha)
+            ref, stage1, on_event=on_event, cancel=cancel), self._content_analysed, key=self.session.content_sha)
 
     # ----- gallery
     def add_references(self, paths: list[Path], family: str = "") -> list[str]:
@@ -179,8 +192,12 @@ class Controller(QObject):
         return added
 
     def add_reference_image(self, image, name: str = "Pasted image") -> str | None:
-        ref_id = self.gallery.add_image(image, name)
-        if ref_id is None:
+        try:
+            ref_id = self.gallery.add_image(image, name)
+        except OSError as exc:
+            self._report([disk_error_info(f"add the {name.lower()} to the gallery", exc)])
+            return None
+        if ref_id is None and not self.gallery.read_only:  # a read-only gallery reported itself
             self._report([ErrorInfo("duplicate", "The pasted image is already in the gallery")])
         else:
             self._analyze_reference(ref_id)
@@ -190,11 +207,20 @@ class Controller(QObject):
         self.queue.cancel(key=ref_id)  # its foreground or background analysis
         self.gallery.remove(ref_id)
 
+    @Slot(object)
+    def _gallery_save_failed(self, info: ErrorInfo) -> None:
+        self.session.show_error(info, "gallery_save")
+
+    @Slot()
+    def _gallery_saved(self) -> None:
+        if not self.gallery.unsaved:
+            self.session.show_error(None, "gallery_save")  # a later write carried the change
+
     def _analyze_reference(self, ref_id: str) -> None:
         ref = self.gallery.image_ref(ref_id)
         stage1 = self.stage1
         self._submit("analyze_reference", lambda engine, on_event, cancel: engine.analyze(
-            ref, stage1, on_event=on_event, cancel=cancel), key=ref_id)
+            ref, stage1, on_event=on_event, cancel=cancel), self._reference_analysed, key=ref_id)
 
     def _report(self, problems: list[ErrorInfo]) -> None:
         """One banner message for everything an add skipped, every kind of problem named in it."""
@@ -233,7 +259,8 @@ class Controller(QObject):
         self.session.status = "Matching regions…"
         stage1 = self.stage1
         self._submit("match", lambda engine, on_event, cancel: engine.match(
-            content, refs, stage1=stage1, on_event=on_event, cancel=cancel), key=self.session.content_sha, context=tuple(ids))
+            content, refs, stage1=stage1, on_event=on_event, cancel=cancel), self._matched,
+            key=self.session.content_sha, context=tuple(ids))
 
     # ----- generation
     def run(self) -> Job | None:
@@ -250,10 +277,12 @@ class Controller(QObject):
                                          "Check at least one reference in the gallery."), "run")
             return None
         request = TransferRequest(ImageRef(session.content), [self.gallery.image_ref(i) for i in ids],
-                                  session.engine_pins(ids), stage1=self.stage1, stage3=session.stage3())
+                                  session.engine_pins(ids), stage1=self.stage1, stage3=session.stage3(),
+                                  output=self.output)
         context = {"ids": ids, "request": request, "started": time.monotonic()}
         job = self._submit("transfer", lambda engine, on_event, cancel: engine.transfer(
-            request, on_event=on_event, cancel=cancel), key=session.content_sha, context=context)
+            request, on_event=on_event, cancel=cancel), self._finish_run, key=session.content_sha, context=context,
+            on_failed=self._run_failed, on_cancelled=self._run_cancelled)
         if job is None:
             return None
         session.show_error(None, "run")  # the last run's failure; other messages stay
@@ -264,14 +293,18 @@ class Controller(QObject):
         session.status = "Running…"
         return job
 
-    def _submit(self, kind: str, call: Callable[[Any, Any, Any], Any], key: str = "", context: Any = None) -> Job | None:
-        """Queue `call(engine, on_event, cancel)` with the engine in use now; None (and the reason shown) without one."""
+    def _submit(self, kind: str, call: Callable[[Any, Any, Any], Any], on_done: JobHandler, key: str = "",
+                context: Any = None, on_failed: JobHandler | None = None,
+                on_cancelled: JobHandler | None = None) -> Job | None:
+        """Queue `call(engine, on_event, cancel)` with the engine in use now, and the handlers of its outcome;
+        None (and the reason shown) without an engine."""
         engine = self.engine
         if engine is None:
             self.session.show_error(self.engine_error or ErrorInfo(
                 "model_missing", "No model is loaded", "Check the model source in Settings."), "models")
             return None
-        return self.queue.submit(Job(kind, lambda on_event, cancel: call(engine, on_event, cancel), key, context))
+        return self.queue.submit(Job(kind, lambda on_event, cancel: call(engine, on_event, cancel), key, context,
+                                     on_done, on_failed, on_cancelled))
 
     def cancel_run(self) -> None:
         self.queue.cancel("transfer")
@@ -294,7 +327,8 @@ class Controller(QObject):
             random_weights=session.random_weights,
             final_loss=result.losses[-1].total if result.losses else None,
         )
-        save_result(session.run_folder / record.file, request, result, model=self.model_label)
+        save_result(session.run_folder / record.file, request, result, model=self.model_label,
+                    random_weights=session.random_weights)
         session.add_run(record)
         return record
 
@@ -327,44 +361,47 @@ class Controller(QObject):
         if not busy:
             self.session.activity = None
 
-    @Slot(object, object)
-    def _on_done(self, job: Job, result: Any) -> None:
+    def _device_known(self, job: Job, summary: str) -> None:
+        self.device_changed.emit(str(summary))
+        warning = cpu_speed_warning(str(getattr(self.engine, "device", "")))
+        if warning:
+            self.speed_warning.emit(warning)
+
+    def _content_analysed(self, job: Job, analysis) -> None:
         session = self.session
-        if job.kind == "device":
-            self.device_changed.emit(str(result))
-            warning = cpu_speed_warning(str(getattr(self.engine, "device", "")))
-            if warning:
-                self.speed_warning.emit(warning)
-        elif job.kind == "analyze_content" and job.key == session.content_sha:
-            session.models_missing = False
-            session.show_error(None, "models")  # the models work: "drafts only" is no longer true
-            session.analysis = result
-            session.status = f"{count(len(result.region_ids), 'region')} found"
-            self.schedule_match()
-        elif job.kind == "analyze_reference":
-            self.gallery.set_analysis(job.key, result)
-            self.schedule_match()
-        elif job.kind == "match" and job.key == session.content_sha:
-            session.match_refs = job.context
-            session.match_table = result
-            session.status = "Regions matched"
-        elif job.kind == "transfer":
-            self._finish_run(job, result)
+        if job.key != session.content_sha:
+            return  # another photo was opened meanwhile
+        session.models_missing = False
+        session.show_error(None, "models")  # the models work: "drafts only" is no longer true
+        session.analysis = analysis
+        session.status = f"{count(len(analysis.region_ids), 'region')} found"
+        self.schedule_match()
+
+    def _reference_analysed(self, job: Job, analysis) -> None:
+        self.gallery.set_analysis(job.key, analysis)
+        self.schedule_match()
+
+    def _matched(self, job: Job, table) -> None:
+        session = self.session
+        if job.key != session.content_sha:
+            return
+        session.match_refs = job.context
+        session.match_table = table
+        session.status = "Regions matched"
 
     @Slot(object, object)
     def _on_failed(self, job: Job, info: ErrorInfo) -> None:
-        if job.kind == "transfer":
-            self._run_stopped()
-        if info.kind == "model_missing" and job.kind in MODEL_JOBS:
+        """What every failure shows (after the job's own `on_failed`): a missing model explains the drafts-only state."""
+        if info.kind == "model_missing":
             info = draft_only_info(info, self.drafts.unavailable is None and draft_available()[0])
             self.session.models_missing = True
         self.session.status = info.message
         self.session.show_error(info, "models" if self.session.models_missing else JOB_TOPICS.get(job.kind, ""))
 
-    @Slot(object, object)
-    def _on_cancelled(self, job: Job, partial: Any) -> None:
-        if job.kind != "transfer":
-            return
+    def _run_failed(self, job: Job, info: ErrorInfo) -> None:
+        self._run_stopped()
+
+    def _run_cancelled(self, job: Job, partial: TransferResult | None) -> None:
         if partial is not None:
             self._finish_run(job, partial)
         else:
@@ -383,8 +420,7 @@ class Controller(QObject):
             if job.key == session.content_sha:
                 self._record_run(job, result)
         except OSError as exc:
-            session.show_error(ErrorInfo("save_failed", f"Could not save the result: {exc}",
-                                         "Check that the data folder is writable and has free space."), "run")
+            session.show_error(disk_error_info("save the result", exc), "run")
         finally:
             session.running = False  # reset even when saving failed, or Run stays disabled (KAD#814)
         verb = "cancelled at step" if result.cancelled else "finished:"

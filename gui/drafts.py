@@ -17,26 +17,15 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Slot
 
+from engine.params import DraftParams
 from engine.results import save_png
-from engine.types import ImageRef
+from engine.types import DraftRequest, ImageRef
 
 from .model.errors import ErrorInfo
+from .model.region_names import regions_text
 from .worker import Job, JobQueue
 
 DRAFT_DELAY_MS = 300
-DRAFT_SIZE = 512  # long side of the draft, pixels
-QUICK_REGIONS = "quick regions"
-QUICK_REGIONS_LONG = "quick regions (a fast classical segmentation, not the method's regions)"
-
-
-def regions_text(draft, random_weights: bool) -> str:
-    """How the draft's regions and matches were found, in words; quick regions are always called so."""
-    if draft.region_source == "quick":
-        regions = QUICK_REGIONS_LONG
-    else:
-        regions = "the method's regions" + (" (from RANDOM-WEIGHT test models)" if random_weights else "")
-    matches = "quick matching" if draft.match_source == "quick" else "the method's matches"
-    return f"{regions}, references by {matches}"
 
 
 class DraftController(QObject):
@@ -101,13 +90,13 @@ class DraftController(QObject):
             session.draft_message = "No engine: see the message above the photo."
             return None
         source = self.region_source(ids)
-        content, refs = ImageRef(session.content), [self.gallery.image_ref(i) for i in ids]
-        pins = session.engine_pins(ids, source)
-        strength, preserve = session.draft_strength / 100, bool(session.draft_preserve_colour)
-        stage1 = self.controller.stage1  # the analyses' own settings, so the method's regions come from the cache
-        job = Job("draft", lambda on_event, cancel: engine.draft(
-            content, refs, pins=pins, strength=strength, preserve_colour=preserve, size=DRAFT_SIZE, regions=source,
-            stage1=stage1, on_event=on_event, cancel=cancel), key=session.content_sha, context=tuple(ids))
+        # stage1: the analyses' own settings, so the method's regions come from the cache
+        request = DraftRequest(ImageRef(session.content), [self.gallery.image_ref(i) for i in ids],
+                               session.engine_pins(ids, source), regions=source, stage1=self.controller.stage1,
+                               draft=DraftParams(strength=session.draft_strength / 100,
+                                                 preserve_colour=bool(session.draft_preserve_colour)))
+        job = Job("draft", lambda on_event, cancel: engine.draft(request, on_event=on_event, cancel=cancel),
+                  key=session.content_sha, context=tuple(ids))
         self._running = self.queue.submit(job)
         session.drafting = True
         return job

@@ -13,7 +13,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Slot
 
-from .model.errors import ErrorInfo
 from .worker import Job
 
 KIND = "analyze_gallery"
@@ -31,9 +30,6 @@ class GalleryAnalysis(QObject):
         self._feed_timer = QTimer(self, singleShot=True, interval=0)  # after the queue's own signal handling
         self._feed_timer.timeout.connect(self._feed)
         self.queue.busy_changed.connect(self._queue_busy)
-        self.queue.done.connect(self._on_done)
-        self.queue.failed.connect(self._on_failed)
-        self.queue.cancelled.connect(self._on_cancelled)
         self.gallery.changed.connect(self._gallery_changed)
 
     @property
@@ -80,38 +76,25 @@ class GalleryAnalysis(QObject):
             return
         ref, stage1 = self.gallery.image_ref(ref_id), self.controller.stage1
         self._running = self.controller._submit(KIND, lambda engine, on_event, cancel: engine.analyze(
-            ref, stage1, on_event=on_event, cancel=cancel), key=ref_id)
+            ref, stage1, on_event=on_event, cancel=cancel), self._done_one, key=ref_id, on_failed=self._ended,
+            on_cancelled=self._ended)
         if self._running is None:  # no engine: the controller has said why
             self._pending.clear()
         self._publish()
 
-    def _ours(self, job: Job) -> bool:
-        if job is not self._running:
-            return False
+    def _done_one(self, job: Job, result: Any) -> None:
         self._running = None
-        return True
-
-    @Slot(object, object)
-    def _on_done(self, job: Job, result: Any) -> None:
-        if not self._ours(job):
-            return
         self.gallery.set_analysis(job.key, result)
         self._done += 1
         self._publish()
         self.controller.schedule_match()
         self._feed_timer.start()
 
-    @Slot(object, object)
-    def _on_failed(self, job: Job, info: ErrorInfo) -> None:
-        if self._ours(job):  # the controller shows the error; one failure stops the pass (no error per image)
-            self._pending.clear()
-            self._publish()
-
-    @Slot(object, object)
-    def _on_cancelled(self, job: Job, partial: Any) -> None:
-        if self._ours(job):
-            self._pending.clear()
-            self._publish()
+    def _ended(self, job: Job, _outcome: Any) -> None:
+        """Failed (the controller shows why; one failure stops the pass, not one message per image) or stopped."""
+        self._running = None
+        self._pending.clear()
+        self._publish()
 
     def _publish(self) -> None:
         remaining = len(self._pending) + (self._running is not None)

@@ -3,6 +3,7 @@ result below it (two tabs), matches and generation controls right; menus, shortc
 device and model."""
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, Q
 
 from .app import App
 from .drafts import save_draft
+from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .model.session import PinTarget
 from .widgets.content_panel import ContentPanel
@@ -23,6 +25,8 @@ from .widgets.generation_panel import GenerationPanel
 from .widgets.matches_panel import MatchesPanel
 from .widgets.result_panel import ResultPanel
 from .widgets.settings_dialog import SettingsDialog
+
+log = logging.getLogger(__name__)
 
 APP_TITLE = "StyleGallery"
 SPEED_TIP = ("In this window the Instant draft tab previews the restyle in about a second, and the Fast mode "
@@ -224,8 +228,7 @@ class MainWindow(QMainWindow):
         try:
             write(path)
         except OSError as exc:
-            self.session.show_error(ErrorInfo("save_failed", f"Could not save {path.name}: {exc.strerror}",
-                                              "Choose another folder."), "save")
+            self.session.show_error(disk_error_info(f"save {path.name}", exc), "save")
         else:
             self.session.status = f"Saved {path}"
 
@@ -238,7 +241,11 @@ class MainWindow(QMainWindow):
     @Slot()
     def open_log_folder(self) -> None:
         folder = self.app.log_file.parent
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only or full disk: say so, the slot must not raise
+            self.session.show_error(disk_error_info(f"create the log folder {folder}", exc), "save")
+            return
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
             self.statusBar().showMessage(f"The log is in {folder}", 15000)
 
@@ -323,6 +330,33 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{name}{dirty} — {APP_TITLE}")
 
     def closeEvent(self, event) -> None:
-        """The App cancels, waits for its threads and saves before the window closes (no running QThread left)."""
-        self.app.close(self.saveGeometry())
+        """Save first, and say what could not be saved (the artist may keep the window open to free some space);
+        then hide at once and let the App stop the threads. They stop at their next cancel check, which inside a CPU
+        step can be seconds away: the window must not sit there frozen meanwhile. Never raises: a close closes."""
+        try:
+            unsaved = self.controller.save_all()
+        except Exception:  # noqa: BLE001 (an exception out of closeEvent would leave the threads running)
+            log.exception("saving on close failed")
+            unsaved = []
+        if unsaved and not self.close_anyway(unsaved):
+            event.ignore()
+            return
+        geometry = self.saveGeometry()
+        self.hide()
+        try:
+            self.app.close(geometry)
+        except Exception:  # noqa: BLE001
+            log.exception("stopping the worker threads on close failed")
         event.accept()
+
+    def close_anyway(self, unsaved: list[str]) -> bool:
+        """Ask whether to close although `unsaved` could not be written; False keeps the window open."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Not everything could be saved",
+                          "StyleGallery could not save " + "; ".join(unsaved) + ".", parent=self)
+        box.setInformativeText("The banner says why. Keep the window open to free some space or fix the folder, "
+                               "or close and lose these changes.")
+        keep = box.addButton("Keep the window open", QMessageBox.ButtonRole.RejectRole)
+        box.addButton("Close and lose them", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(keep)
+        box.exec()
+        return box.clickedButton() is not keep

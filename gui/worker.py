@@ -9,9 +9,7 @@ Python objects (numpy previews included) and the GUI builds images from copies.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import itertools
-import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,26 +18,33 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from engine.errors import Cancelled
+from engine.memory import free_memory
 from engine.types import CancelFlag, EventCallback, StepEvent
 
 from .model.errors import ErrorInfo
-
-log = logging.getLogger(__name__)
 
 PREVIEW_INTERVAL_S = 0.1  # at most 10 previews a second reach the GUI
 _ids = itertools.count(1)
 
 JobFunction = Callable[[EventCallback, CancelFlag], Any]
+JobHandler = Callable[["Job", Any], None]
 
 
 @dataclass(eq=False)
 class Job:
-    """One unit of GPU work. `run(on_event, cancel)` calls the engine; `key` says what it is about (a reference id)."""
+    """One unit of GPU work. `run(on_event, cancel)` calls the engine; `key` says what it is about (a reference id).
 
-    kind: str  # "device", "analyze_content", "analyze_reference", "analyze_gallery", "match", "transfer", "draft"
+    The job carries what to do with its outcome: the queue calls `on_done(job, result)`, `on_failed(job, ErrorInfo)`
+    or `on_cancelled(job, partial result or None)` in the GUI thread, before it relays the outcome as a signal.
+    """
+
+    kind: str  # what it does, for cancelling by kind: "device", "analyze_content", "match", "transfer", "draft", ...
     run: JobFunction
     key: str = ""
-    context: Any = None  # whatever the controller needs when the result comes back
+    context: Any = None  # whatever the handlers need when the result comes back
+    on_done: JobHandler | None = None
+    on_failed: JobHandler | None = None
+    on_cancelled: JobHandler | None = None
     id: int = field(default_factory=lambda: next(_ids))
     cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -86,25 +91,13 @@ class GenerationWorker(QObject):
         except Exception as exc:  # every failure becomes a message; the thread must survive it
             info = ErrorInfo.from_exception(exc)
             del exc  # drop the traceback's frames (and their tensors) before freeing memory
-            _free_device_memory()
+            free_memory()  # out of memory above all: give the cached blocks back before the next job
             self.failed.emit(job, info)
         else:
             if getattr(result, "cancelled", False):
                 self.cancelled.emit(job, result)
             else:
                 self.done.emit(job, result)
-
-
-def _free_device_memory() -> None:
-    """After a failure (out of memory above all), give the cached blocks back before the next job."""
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:  # freeing memory is best effort; the error itself is already reported
-        log.debug("could not empty the CUDA cache", exc_info=True)
 
 
 class JobQueue(QObject):
@@ -172,15 +165,19 @@ class JobQueue(QObject):
 
     @Slot(object, object)
     def _on_done(self, job: Job, result: Any) -> None:
-        self._finish(job)
-        self.done.emit(job, result)
+        self._outcome(job, result, job.on_done, self.done)
 
     @Slot(object, object)
     def _on_failed(self, job: Job, info: ErrorInfo) -> None:
-        self._finish(job)
-        self.failed.emit(job, info)
+        self._outcome(job, info, job.on_failed, self.failed)
 
     @Slot(object, object)
     def _on_cancelled(self, job: Job, partial: Any) -> None:
+        self._outcome(job, partial, job.on_cancelled, self.cancelled)
+
+    def _outcome(self, job: Job, value: Any, handler: JobHandler | None, signal: Signal) -> None:
+        """The job is finished: its own handler first, then the queue's signal (for whoever else listens)."""
         self._finish(job)
-        self.cancelled.emit(job, partial)
+        if handler is not None:
+            handler(job, value)
+        signal.emit(job, value)

@@ -83,3 +83,37 @@ def test_analysis_round_trip(tmp_path):
         assert np.array_equal(getattr(loaded, name), getattr(analysis, name))
     assert np.array_equal(loaded.steps["step6_merge"], analysis.steps["step6_merge"])
     assert load_analysis(cache, "34" * 32) is None
+
+
+def _analysis(rng, grid=(64, 64), **arrays) -> Analysis:
+    fields = dict(labels=rng.integers(1, 4, grid), fmix=rng.normal(size=(8, *grid)).astype(np.float32),
+                  depth=rng.random((96, 80)).astype(np.float32), c15=rng.normal(size=(4, *grid)).astype(np.float32),
+                  vae_latent=rng.normal(size=(4, *grid)).astype(np.float32))
+    fields.update(arrays)
+    return Analysis(image_sha256="f" * 64, params=Stage1Params(), model_id="tiny", chosen_k=2, **fields)
+
+
+def test_a_consistent_non_square_analysis_is_served(tmp_path):
+    cache = DiskCache(tmp_path)
+    save_analysis(cache, "ab" * 32, _analysis(np.random.default_rng(1), grid=(48, 80)))
+    assert load_analysis(cache, "ab" * 32).labels.shape == (48, 80)
+
+
+@pytest.mark.parametrize("damage", ["3x3 labels", "huge id", "negative id", "float labels", "nan latent",
+                                    "c15 of another grid", "infinite depth"])
+def test_a_well_formed_entry_with_wrong_content_is_recomputed(tmp_path, damage):
+    rng = np.random.default_rng(2)
+    labels = rng.integers(1, 4, (64, 64))
+    latent = rng.normal(size=(4, 64, 64)).astype(np.float32)
+    arrays = {
+        "3x3 labels": {"labels": labels[:3, :3]},
+        "huge id": {"labels": np.where(labels == 1, 2**40, labels)},
+        "negative id": {"labels": -labels},
+        "float labels": {"labels": labels.astype(np.float32)},
+        "nan latent": {"vae_latent": np.where(latent > 2, np.nan, latent).astype(np.float32)},
+        "c15 of another grid": {"c15": latent[:, :32]},
+        "infinite depth": {"depth": np.full((96, 80), np.inf, np.float32)},
+    }[damage]
+    cache = DiskCache(tmp_path)
+    save_analysis(cache, "cd" * 32, _analysis(rng, **({"labels": labels, "vae_latent": latent} | arrays)))
+    assert load_analysis(cache, "cd" * 32) is None

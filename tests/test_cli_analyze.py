@@ -62,10 +62,11 @@ def test_analyze_writes_overlay_labels_and_summary(tmp_path, tiny_models_dir, ca
     labels = np.load(out / "photo_labels.npy")
     summary = json.loads((out / "photo_regions.json").read_text())
     overlay = Image.open(out / "photo_regions.png")
-    assert labels.shape == (64, 64) and overlay.size == (512, 512) and overlay.mode == "RGB"
+    # a 100 x 80 photo: the working size keeps its aspect at about 512 x 512 of area (576 x 448, grid 56 x 72)
+    assert labels.shape == (56, 72) and overlay.size == (576, 448) and overlay.mode == "RGB"
     assert {r["id"]: r["pixels"] for r in summary["regions"]} == \
         {int(i): int(c) for i, c in zip(*np.unique(labels, return_counts=True))}
-    assert sum(r["pixels"] for r in summary["regions"]) == 64 * 64
+    assert sum(r["pixels"] for r in summary["regions"]) == 56 * 72
     assert summary["depth"] is True and summary["chosen_k"] in (2, 3)
     assert "analyze" in capsys.readouterr().err  # the progress bar
 
@@ -74,4 +75,18 @@ def test_analyze_writes_overlay_labels_and_summary(tmp_path, tiny_models_dir, ca
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--mask", str(bad_mask)])
     assert exit_info.value.code == 2
-    assert "512x512" in capsys.readouterr().err
+    assert "576x448 or 100x80" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("problem", ["out is a file", "cache is a file"])
+def test_unwritable_outputs_are_refused_before_any_model_loads(tmp_path, capsys, problem):
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (64, 64), (120, 30, 200)).save(image)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    (out if problem == "out is a file" else cache).write_text("a file")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyze", str(image), "--out", str(out), "--cache-dir", str(cache), "--offline",
+              "--model", str(tmp_path / "no-model")])  # a model error would mean the check came too late
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file, not a folder" in err[0]

@@ -78,3 +78,14 @@ def test_missing_runtime_makes_the_draft_unavailable(monkeypatch):
     assert not available and "onnxruntime" in reason
     with pytest.raises(DraftUnavailable, match="onnxruntime"):
         Drafter().draft(synthetic_photo(), [synthetic_photo()])
+
+
+def test_an_existing_folder_as_out_is_one_line_and_leaves_nothing(images, capsys):
+    out = images / "draft.png"
+    out.mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(draft_argv(images, "--regions", "quick", "--out", str(out)))
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "is a folder" in errors[0]
+    assert not list(images.glob("*partial*"))

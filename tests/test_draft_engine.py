@@ -7,6 +7,7 @@ from PIL import Image
 
 from engine.draft import Drafter, draft_available
 from engine.errors import InvalidRequest
+from engine.params import DraftParams, QuickRegionParams
 from engine.types import Pin
 
 AVAILABLE, WHY_NOT = draft_available()
@@ -61,7 +62,7 @@ def test_transformer_runs_at_any_multiple_of_4_and_the_file_stays_fixed(drafter)
 @requires_draft
 def test_stylises_toward_the_reference_colours(drafter):
     photo, painting = synthetic_photo(), synthetic_painting(WARM)
-    result = drafter.draft(photo, [painting], size=128)
+    result = drafter.draft(photo, [painting], DraftParams(size=128))
     assert result.image.shape == (128, 128, 3) and result.image.dtype == np.uint8
     assert np.abs(result.image.astype(float) - np.asarray(photo, float)).mean() > 20
     target = mean_colour(painting)
@@ -74,14 +75,24 @@ def test_stylises_toward_the_reference_colours(drafter):
 @requires_draft
 def test_strength_zero_and_preserve_colour_stay_closer_to_the_photo(drafter):
     photo, painting = synthetic_photo(), synthetic_painting(WARM)
-    full = drafter.draft(photo, [painting], size=128)
-    weak = drafter.draft(photo, [painting], size=128, strength=0.0)
-    kept = drafter.draft(photo, [painting], size=128, preserve_colour=True)
+    full = drafter.draft(photo, [painting], DraftParams(size=128))
+    weak = drafter.draft(photo, [painting], DraftParams(size=128, strength=0.0))
+    kept = drafter.draft(photo, [painting], DraftParams(size=128, preserve_colour=True))
     photo_mean = mean_colour(photo)
     far = np.linalg.norm(mean_colour(full.image) - photo_mean)
     assert np.linalg.norm(mean_colour(weak.image) - photo_mean) < 0.5 * far
     assert np.linalg.norm(mean_colour(kept.image) - photo_mean) < 0.5 * far
-    assert drafter.draft(photo.convert("L"), [painting.convert("RGBA")], size=128).image.shape == (128, 128, 3)
+    grey = drafter.draft(photo.convert("L"), [painting.convert("RGBA")], DraftParams(size=128))
+    assert grey.image.shape == (128, 128, 3)
+
+
+@requires_draft
+def test_draft_params_reach_the_draft_and_key_its_caches(drafter):
+    """The numbers come from DraftParams, and the in-memory caches tell one set of them from another."""
+    photo, painting = synthetic_photo(), synthetic_painting(WARM)
+    coarse = drafter.draft(photo, [painting], DraftParams(size=96, quick_regions=QuickRegionParams(grid=32)))
+    assert coarse.labels.shape == (32, 32) and coarse.image.shape == (96, 96, 3)
+    assert drafter.draft(photo, [painting], DraftParams(size=96)).labels.shape == (QuickRegionParams().grid,) * 2
 
 
 @requires_draft
@@ -90,11 +101,12 @@ def test_pins_change_the_draft_and_only_recomposite(drafter, monkeypatch):
     refs = [synthetic_painting(WARM), synthetic_painting(COOL, period=12, seed=1)]
     labels = np.ones((64, 64), np.int64)
     labels[:, 32:] = 2
-    both = drafter.draft(photo, refs, labels=labels, assignment={1: 0, 2: 1}, size=128)
+    both = drafter.draft(photo, refs, DraftParams(size=128), labels=labels, assignment={1: 0, 2: 1})
     assert both.region_source == "method" and both.match_source == "method"
     calls = []
     monkeypatch.setattr(drafter.networks, "transform", lambda *a: calls.append(a))  # cached passes only
-    pinned = drafter.draft(photo, refs, labels=labels, assignment={1: 0, 2: 1}, pins=[Pin(2, 0)], size=128)
+    pinned = drafter.draft(photo, refs, DraftParams(size=128), labels=labels, assignment={1: 0, 2: 1},
+                           pins=[Pin(2, 0)])
     assert calls == []
     assert pinned.matches[2].pinned and pinned.matches[2].style_index == 0
     assert np.abs(pinned.image[:, 80:].astype(float) - both.image[:, 80:]).mean() > 20  # the pinned half changed
@@ -112,17 +124,26 @@ def test_style_vectors_persist_on_disk(tmp_path, monkeypatch):
 
 
 @requires_draft
-@pytest.mark.parametrize("kwargs, message", [
-    ({"size": 130}, "multiple of 4"),
-    ({"size": 2048}, "multiple of 4"),
-    ({"strength": 1.5}, "Strength"),
-    ({"pins": [Pin(99, 0)]}, "Pinned region 99"),
-    ({"pins": [Pin(1, 5)]}, "Reference 5"),
+@pytest.mark.parametrize("params, pins, message", [
+    (DraftParams(size=130), [], "multiple of 4"),
+    (DraftParams(size=2048), [], "multiple of 4"),
+    (DraftParams(strength=1.5), [], "Strength"),
+    (DraftParams(), [Pin(99, 0)], "content region 99, which does not exist"),
+    (DraftParams(), [Pin(1, 5)], "names reference 5, but there are 1 references"),
 ])
-def test_bad_requests_say_what_is_wrong(drafter, kwargs, message):
+def test_bad_requests_say_what_is_wrong(drafter, params, pins, message):
     labels = np.ones((8, 8), np.int64)
     with pytest.raises(InvalidRequest, match=message):
-        drafter.draft(synthetic_photo(), [synthetic_painting(WARM)], labels=labels, assignment={1: 0}, **kwargs)
+        drafter.draft(synthetic_photo(), [synthetic_painting(WARM)], params, labels=labels, assignment={1: 0},
+                      pins=pins)
+
+
+@requires_draft
+def test_a_pin_to_a_missing_reference_region_is_refused_as_the_method_refuses_it(drafter):
+    labels = np.ones((8, 8), np.int64)
+    with pytest.raises(InvalidRequest, match=r"names region 7 of reference 0, which has regions \[1\]"):
+        drafter.draft(synthetic_photo(), [synthetic_painting(WARM)], DraftParams(size=64), labels=labels,
+                      assignment={1: 0}, pins=[Pin(1, 0, 7)], reference_labels=[labels])
 
 
 @requires_draft

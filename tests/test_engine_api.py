@@ -23,8 +23,10 @@ def request(images, pins=(), steps: int = 2) -> TransferRequest:
 def test_transfer_runs_all_stages(tiny_engine, sample_images):
     events: list[StepEvent] = []
     result = tiny_engine.transfer(request(sample_images), on_event=events.append)
-    assert result.image.shape == (512, 512, 3) and result.image.dtype == np.uint8
-    assert result.latent.shape == (4, 64, 64)
+    # the 96 x 96 photo: stage 3 at 512 x 512, the result at the photo's own size (never enlarged past it)
+    assert result.image.shape == (96, 96, 3) and result.image.dtype == np.uint8
+    assert result.latent.shape == (4, 64, 64) and result.working_size == (512, 512)
+    assert result.output_size == (96, 96) and result.upscale == "none"
     assert not result.cancelled and result.steps_done == result.steps_total == 2
     assert [loss.step for loss in result.losses] == [0, 1]
     content = tiny_engine.analyze(ImageRef(sample_images["content"]))
@@ -57,7 +59,7 @@ def test_cancel_returns_partial_result(tiny_engine, sample_images):
     result = tiny_engine.transfer(request(sample_images, steps=5), on_event=on_event, cancel=cancel)
     assert result.cancelled
     assert 1 <= result.steps_done < 5 and result.steps_total == 5
-    assert result.image.shape == (512, 512, 3)
+    assert result.image.shape == (96, 96, 3)
 
 
 def test_no_reference_is_a_clear_error(tiny_engine, sample_images):
@@ -85,3 +87,19 @@ def test_rerun_after_a_pin_change_reuses_stage3_features(tiny_engine, sample_ima
     assert first_misses > 0
     assert cache.hits > hits  # the content's queries (and any unchanged reference) come back
     assert cache.misses - misses < first_misses  # only what the new pin needs is computed
+
+
+@pytest.mark.parametrize("broken", ["dinov2", "depth"])
+def test_every_model_is_checked_before_the_work(tiny_model_source, sample_images, tmp_path, monkeypatch, broken):
+    """A missing or damaged DINOv2 or depth model must stop a run before the SD work, not after it."""
+    from engine.api import Engine
+    from engine.errors import ModelMissing
+    from engine.stage1 import segment
+
+    source = dataclasses.replace(tiny_model_source, **{broken: str(tmp_path / "missing")})
+    engine = Engine(source, device="cpu", precision="fp32", cache_dir=tmp_path / "cache")
+    encoded = []
+    monkeypatch.setattr(segment, "encode_latent", lambda *args: encoded.append(1))
+    with pytest.raises(ModelMissing):
+        engine.transfer(request(sample_images))
+    assert encoded == []

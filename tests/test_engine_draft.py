@@ -13,16 +13,22 @@ import main
 from engine.api import Engine
 from engine.draft import DraftUnavailable, Drafter, onnx_models
 from engine.errors import Cancelled, ModelMissing, StyleGalleryError
-from engine.params import ModelSource
-from engine.types import ImageRef, Pin, RegionMatch
+from engine.params import DraftParams, ModelSource
+from engine.types import DraftRequest, ImageRef, Pin, RegionMatch
 from tests.test_cli_run import engine_args
 from tests.test_draft_engine import COOL, WARM, requires_draft, synthetic_painting, synthetic_photo
 
 SIZE = 128
+PARAMS = DraftParams(size=SIZE)
 
 
 def refs(sample_images) -> tuple[ImageRef, list[ImageRef]]:
     return ImageRef(sample_images["content"]), [ImageRef(sample_images["ref0"]), ImageRef(sample_images["ref1"])]
+
+
+def request(content: ImageRef, references: list[ImageRef], **fields) -> DraftRequest:
+    """A draft request at the tests' small size."""
+    return DraftRequest(content, references, draft=PARAMS, **fields)
 
 
 @pytest.fixture
@@ -37,7 +43,7 @@ def no_models_engine(tmp_path, tiny_model_source) -> Engine:
 def test_method_draft_previews_the_full_runs_assignment(tiny_engine, sample_images):
     content, references = refs(sample_images)
     assert tiny_engine.method_available()
-    result = tiny_engine.draft(content, references, size=SIZE)
+    result = tiny_engine.draft(request(content, references))
     assert (result.region_source, result.match_source) == ("method", "method")
     np.testing.assert_array_equal(result.labels, tiny_engine.analyze(content).labels)
     assert result.matches == tiny_engine.match(content, references).matches
@@ -51,7 +57,7 @@ def test_method_draft_previews_the_full_runs_assignment(tiny_engine, sample_imag
 @requires_draft
 def test_pin_changes_the_draft_without_a_new_analysis(tiny_engine, sample_images, monkeypatch):
     content, references = refs(sample_images)
-    before = tiny_engine.draft(content, references, size=SIZE)
+    before = tiny_engine.draft(request(content, references))
     region, match = next(iter(before.matches.items()))
     pin = Pin(region, 1 - match.style_index)
 
@@ -60,7 +66,7 @@ def test_pin_changes_the_draft_without_a_new_analysis(tiny_engine, sample_images
 
     expected = tiny_engine.match(content, references, pins=[pin]).matches
     monkeypatch.setattr(tiny_engine, "_match", no_stage_work)
-    after = tiny_engine.draft(content, references, pins=[pin], size=SIZE)
+    after = tiny_engine.draft(request(content, references, pins=[pin]))
     assert after.matches == expected and after.matches[region].pinned
     changed = np.abs(after.image.astype(int) - before.image.astype(int)).max(-1) > 0
     assert changed[after.full_labels == region].mean() > 0.5
@@ -70,25 +76,25 @@ def test_pin_changes_the_draft_without_a_new_analysis(tiny_engine, sample_images
 def test_bad_pin_on_method_regions_is_an_invalid_request(tiny_engine, sample_images):
     content, references = refs(sample_images)
     with pytest.raises(StyleGalleryError, match="region 99"):
-        tiny_engine.draft(content, references, pins=[Pin(99, 0)], size=SIZE)
+        tiny_engine.draft(request(content, references, pins=[Pin(99, 0)]))
 
 
 @requires_draft
 def test_without_sd_auto_falls_back_to_quick_regions(no_models_engine, sample_images):
     content, references = refs(sample_images)
     assert not no_models_engine.method_available()
-    result = no_models_engine.draft(content, references, pins=[Pin(1, 1)], size=SIZE)
+    result = no_models_engine.draft(request(content, references, pins=[Pin(1, 1)]))
     assert (result.region_source, result.match_source) == ("quick", "quick")
     assert result.matches[1].style_index == 1 and result.matches[1].pinned
     assert result.reference_vectors == "whole"
     with pytest.raises(ModelMissing):
-        no_models_engine.draft(content, references, regions="method", size=SIZE)
+        no_models_engine.draft(request(content, references, regions="method"))
 
 
 @requires_draft
 def test_quick_regions_on_request_even_with_the_models(tiny_engine, sample_images):
     content, references = refs(sample_images)
-    result = tiny_engine.draft(content, references, regions="quick", size=SIZE)
+    result = tiny_engine.draft(request(content, references, regions="quick"))
     assert result.region_source == "quick"
 
 
@@ -100,7 +106,7 @@ def test_missing_extra_fails_before_any_analysis(tiny_model_source, sample_image
     monkeypatch.setattr(onnx_models.metadata, "distribution", absent)
     monkeypatch.setattr(engine, "_match", lambda *a, **k: pytest.fail("analysed for a draft that cannot be made"))
     with pytest.raises(DraftUnavailable) as info:
-        engine.draft(*refs(sample_images), size=SIZE)
+        engine.draft(request(*refs(sample_images)))
     assert isinstance(info.value, StyleGalleryError)
 
 
@@ -117,8 +123,8 @@ def test_reference_region_pin_drafts_with_that_regions_style(tmp_path):
     whole = np.ones((8, 8), np.int64)
 
     def draft_by(region: int) -> np.ndarray:
-        result = drafter.draft(photo, [reference], labels=whole, assignment={1: RegionMatch(1, 0, region, None)},
-                               reference_labels=[halves], size=SIZE)
+        result = drafter.draft(photo, [reference], PARAMS, labels=whole,
+                               assignment={1: RegionMatch(1, 0, region, None)}, reference_labels=[halves])
         assert result.reference_vectors == "region"
         return result.image.reshape(-1, 3).mean(0)
 
@@ -170,4 +176,4 @@ def test_cancelled_draft_raises_cancelled(no_models_engine, sample_images):
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(Cancelled):
-        no_models_engine.draft(*refs(sample_images), size=SIZE, cancel=cancel)
+        no_models_engine.draft(request(*refs(sample_images)), cancel=cancel)

@@ -358,3 +358,29 @@ def test_damaged_single_file_checkpoint_gives_clear_error(tmp_path, tiny_models_
     with pytest.raises(ModelMissing, match="artist_model.safetensors") as info:
         load_sd_single_file(path, tiny_models_dir / "sd15", torch.device("cpu"), torch.float32, model_id="x")
     assert info.value.hint
+
+
+def test_a_jpeg_over_the_limit_opens_downscaled(tmp_path):
+    """Over the pixel limit, a JPEG decodes reduced straight from its data (the method works at 512 anyway)."""
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (400, 300), (200, 40, 40)).save(path)
+    image = load_image(path, max_pixels=40_000)
+    assert image.size[0] * image.size[1] <= 40_000 and image.size[0] / image.size[1] == pytest.approx(4 / 3)
+
+
+def test_over_the_limit_is_said_in_the_app_words(tmp_path, monkeypatch):
+    """Pillow's own bomb check (warning, then error) must not reach people: no 'decompression bomb' text, no
+    pointer to a setting that does not exist."""
+    path = tmp_path / "poster.png"
+    Image.new("RGB", (300, 300)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)  # Pillow warns over 50k pixels, refuses over 100k
+    assert load_image(path, max_pixels=100_000).size == (300, 300)
+    for limit in (50_000, 100):
+        with pytest.raises(ImageTooLarge) as info:
+            load_image(path, max_pixels=limit)
+        assert "bomb" not in str(info.value).lower() and "Settings" not in info.value.hint
+
+
+def test_a_file_name_too_long_is_a_clear_error(tmp_path):
+    with pytest.raises(ImageUnreadable, match="too long"):
+        load_image(tmp_path / ("x" * 300 + ".png"))

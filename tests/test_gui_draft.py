@@ -41,7 +41,7 @@ def test_pin_and_strength_changes_refresh_the_draft(make_window, qtbot, tmp_path
     window.session.pin(1, PinTarget(other))
     pinned = wait_draft(qtbot, window, lambda d: d is not first)
     assert pinned.matches[1].pinned and pinned.matches[1].style_index == 1
-    assert engine.drafts[-1]["pins"][0].content_region == 1
+    assert engine.drafts[-1].pins[0].content_region == 1
 
     window.draft_panel.strength.setValue(40)
     window.draft_panel.preserve.setChecked(True)

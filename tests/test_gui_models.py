@@ -162,12 +162,37 @@ def test_queue_reports_failures_and_keeps_working(queue, qtbot):
 
     infos = []
     queue.failed.connect(lambda job, info: infos.append(info))
-    with qtbot.waitSignals([queue.failed, queue.failed, queue.done], timeout=5000):
+    with qtbot.waitSignals([queue.failed, queue.failed, queue.done], timeout=30000):
         queue.submit(Job("transfer", oom))
         queue.submit(Job("transfer", bug))
         queue.submit(Job("device", lambda on_event, cancel: "CPU: slow"))
     assert [i.kind for i in infos] == ["out_of_memory", "internal"]
     assert infos[0].hint and "boom" in infos[1].message
+
+
+def test_each_job_outcome_reaches_that_jobs_own_handler_before_the_signal(queue, qtbot):
+    """Done, failed and cancelled each call the job's handler (in the GUI thread), no other job's."""
+    calls = []
+
+    def handlers(name: str) -> dict:
+        return {f"on_{outcome}": (lambda job, value, outcome=outcome: calls.append(
+            (name, outcome, threading.get_ident(), value if outcome == "done" else None)))
+            for outcome in ("done", "failed", "cancelled")}
+
+    def fail(on_event, cancel):
+        raise ValueError("boom")
+
+    signals = []
+    queue.done.connect(lambda job, result: signals.append(("done", len(calls))))
+    skipped = Job("skipped", lambda on_event, cancel: "never", **handlers("skipped"))
+    skipped.cancel.set()
+    with qtbot.waitSignals([queue.done, queue.failed, queue.cancelled], timeout=10000):
+        queue.submit(Job("works", lambda on_event, cancel: 42, **handlers("works")))
+        queue.submit(Job("fails", fail, **handlers("fails")))
+        queue.submit(skipped)
+    gui = threading.get_ident()
+    assert calls == [("works", "done", gui, 42), ("fails", "failed", gui, None), ("skipped", "cancelled", gui, None)]
+    assert signals == [("done", 1)]  # the handler ran before the signal
 
 
 def test_preview_throttle_keeps_first_and_last():
@@ -218,3 +243,14 @@ def test_app_root_builds_the_models_without_a_window_and_keeps_preferences_in_qs
     assert again.draft_options() == (40, True) and again.cpu_warning_shown
     assert again.preferences() == Preferences(device="cpu", offline=True)
     assert not app.controller.queue._thread.isRunning()
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), RuntimeError("CUDA error: out of memory"),
+                                 RuntimeError("[enforce fail at alloc_cpu.cpp:114] DefaultCPUAllocator: not enough "
+                                              "memory: you tried to allocate 1073741824 bytes.")])
+def test_every_out_of_memory_the_engine_knows_is_shown_as_out_of_memory(exc):
+    """The window's error mapping and the engine's guard agree on what running out of memory looks like."""
+    from gui.model.errors import ErrorInfo
+
+    info = ErrorInfo.from_exception(exc)
+    assert info.kind == OutOfMemory.kind and info.hint

@@ -28,7 +28,7 @@ class FakeEngine:
         self.draft_fails_with = draft_fails_with
         self.analyze_fails_with = analyze_fails_with
         self.calls: list[str] = []
-        self.drafts: list[dict] = []  # the arguments of every draft made (not cancelled)
+        self.drafts: list = []  # the DraftRequest of every draft made (not cancelled)
 
     def device_summary(self) -> str:
         return "CPU: slow"
@@ -80,13 +80,14 @@ class FakeEngine:
                               cancelled=done < total)
 
 
-    def draft(self, content, references, pins=(), strength=1.0, preserve_colour=False, size=512, regions="auto",
-              stage1=None, params=None, on_event=None, cancel=None):
+    def draft(self, request, on_event=None, cancel=None):
         """Quick regions: left and right halves (1, 2); method regions: the analysis'. Region r takes reference
         (r - 1) % n unless pinned. The image: the photo darkened by the strength."""
         from engine.draft import DraftResult
-        from engine.errors import Cancelled, InvalidRequest
+        from engine.errors import Cancelled
+        from engine.stage2.pins import pin_matches
 
+        regions, params = request.regions, request.draft
         self.calls.append(f"draft {regions}")
         if self.draft_fails_with is not None:
             raise self.draft_fails_with
@@ -95,23 +96,20 @@ class FakeEngine:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("draft cancelled")
             time.sleep(0.01)
-        img = load_image(content.path)
+        img = load_image(request.content.path)
         if regions == "quick":
             labels = np.ones((64, 64), np.int64)
             labels[:, 32:] = 2
         else:
-            labels = self.analyze(content).labels
-        matches = {int(r): RegionMatch(int(r), (int(r) - 1) % len(references), None, 0.5) for r in np.unique(labels)}
-        for pin in pins:
-            if pin.content_region not in matches:
-                raise InvalidRequest(f"Pinned region {pin.content_region} is not a region of this draft")
-            matches[pin.content_region] = RegionMatch(pin.content_region, pin.style_index, pin.style_region, None,
-                                                      pinned=True)
+            labels = self.analyze(request.content).labels
+        count = len(request.references)
+        matches = {int(r): RegionMatch(int(r), (int(r) - 1) % count, None, 0.5) for r in np.unique(labels)}
+        matches = pin_matches(matches, request.pins, [None] * count)
+        size, strength = params.size, params.strength
         image = (np.asarray(img.resize((size, size)), np.float32) * (1 - 0.5 * strength)).astype(np.uint8)
-        self.drafts.append({"regions": regions, "pins": list(pins), "strength": strength,
-                            "preserve_colour": preserve_colour})
+        self.drafts.append(request)
         source = "quick" if regions == "quick" else "method"
-        return DraftResult(image, labels, labels, source, source, matches, strength, preserve_colour, 0.01)
+        return DraftResult(image, labels, labels, source, source, matches, strength, params.preserve_colour, 0.01)
 
 
 def write_image(path: Path, size: int = 48, seed: int = 0) -> Path:

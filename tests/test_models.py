@@ -318,3 +318,61 @@ def test_image_processor_does_not_follow_torchvision(tiny_model_source, monkeypa
     monkeypatch.setattr(image_processing_auto, "_load_class_with_fallback", load_with_torchvision)
     with_torchvision = type(getattr(ModelBundle(tiny_model_source, CPU, torch.float32), which)[1])
     assert with_torchvision is without
+
+
+# --- damaged and wrong folders: a ModelMissing naming the file, before any work ----------------------------------
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2, 3]"])
+def test_damaged_scheduler_config_names_the_file(tmp_path, text):
+    (tmp_path / "scheduler").mkdir()
+    (tmp_path / "scheduler" / "scheduler_config.json").write_text(text)
+    with pytest.raises(ModelMissing, match="scheduler_config.json") as info:
+        models._scheduler_config(tmp_path)
+    assert info.value.hint
+
+
+def test_weights_missing_a_tensor_name_the_folder(tiny_models_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    weights = "vae/diffusion_pytorch_model.safetensors"
+    folder = _link_copy(tiny_models_dir / "sd15", tmp_path / "sd15", skip={weights})
+    tensors = load_file(tiny_models_dir / "sd15" / weights)
+    del tensors[sorted(tensors)[0]]
+    save_file(tensors, folder / weights)
+    with pytest.raises(ModelMissing, match="lack 1 tensor") as info:
+        _ = _bundle(sd=str(folder)).sd
+    assert str(folder / "vae") in str(info.value)
+
+
+def test_weight_of_the_wrong_shape_names_the_folder(tiny_models_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = _link_copy(tiny_models_dir / "depth", tmp_path / "depth", skip={"model.safetensors"})
+    tensors = load_file(tiny_models_dir / "depth" / "model.safetensors")
+    name = next(k for k in sorted(tensors) if tensors[k].ndim == 2)
+    tensors[name] = torch.zeros(tensors[name].shape[0] + 1, tensors[name].shape[1])
+    save_file(tensors, folder / "model.safetensors")
+    with pytest.raises(ModelMissing, match="wrong shape") as info:
+        _ = _bundle(depth=str(folder)).depth
+    assert str(folder) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_folder_that_is_no_model_is_refused_without_walking_it(tmp_path, monkeypatch):
+    """`--model /` or `/usr`: the fingerprint looks only at the files a model uses, the load names the problem."""
+    (tmp_path / "photos" / "2024").mkdir(parents=True)
+    notes = tmp_path / "photos" / "2024" / "notes.json"
+    notes.write_text("{}")
+    first = _bundle(sd=str(tmp_path)).model_id("sd")
+    notes.write_text('{"changed": true}')
+    assert _bundle(sd=str(tmp_path)).model_id("sd") == first  # files no model reads are not looked at
+    with pytest.raises(ModelMissing, match="not a diffusers Stable Diffusion folder"):
+        _ = _bundle(sd=str(tmp_path)).sd
+
+
+def test_model_messages_name_the_command_line_option(tmp_path):
+    with pytest.raises(ModelMissing) as info:
+        _ = _bundle(sd=str(tmp_path / "nowhere")).sd
+    assert "--model" in info.value.hint
+    with pytest.raises(ModelMissing) as info:
+        models._hub_snapshot("org/none", ["config.json"], True, None, "DINOv2 model")
+    assert "Error" not in str(info.value) and "--model" in info.value.hint

@@ -194,11 +194,11 @@ for n in range(int(sys.argv[3])):
 
 def test_concurrent_writers_never_fail_and_always_leave_a_loadable_file(tmp_path):
     path = tmp_path / "index.json"
-    writers = [subprocess.Popen([sys.executable, "-c", RACER, str(path), str(i), "300"], cwd=REPO,
-                                stderr=subprocess.PIPE, text=True) for i in range(3)]
+    writers = [subprocess.Popen([sys.executable, "-c", RACER, str(path), str(i), "200"], cwd=REPO,
+                                stderr=subprocess.PIPE, text=True) for i in range(6)]
     errors = [w.communicate(timeout=600)[1] for w in writers]
-    assert [w.returncode for w in writers] == [0, 0, 0], errors
-    assert load_json(path, version=1)["n"] == 299
+    assert [w.returncode for w in writers] == [0] * 6, errors  # the old rename-to-.bak failed ~90 of these 1200
+    assert load_json(path, version=1)["n"] == 199
     assert load_json(backup_path(path), version=1)["n"] >= 0
     assert not list(tmp_path.glob("*.tmp"))
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-FEATHER_PX_AT_512 = 6.0  # total width of the blend across a seam in flat areas, at a 512 working size
-FEATHER_EPS = 1e-4  # smaller: across a real edge the feather stays sharp
+from ..params import DraftParams
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
@@ -63,14 +62,15 @@ def snap_labels(labels: np.ndarray, image: np.ndarray) -> np.ndarray:
     return ids[markers - 1]
 
 
-def feather_radius(width: int, height: int) -> int:
-    """Box radius giving about FEATHER_PX_AT_512 of blend at 512, scaled with the working size."""
-    return max(1, int(round(FEATHER_PX_AT_512 / 2 * max(width, height) / 512)))
+def feather_radius(width: int, height: int, px_at_512: float) -> int:
+    """Box radius giving about `px_at_512` of blend at 512, scaled with the working size."""
+    return max(1, int(round(px_at_512 / 2 * max(width, height) / 512)))
 
 
-def reference_weights(full_labels: np.ndarray, region_to_ref: dict[int, int],
-                      guide: np.ndarray) -> dict[int, np.ndarray]:
-    """Per reference, a feathered weight map (H, W) over the regions it styles; the maps sum to 1 everywhere."""
+def reference_weights(full_labels: np.ndarray, region_to_ref: dict[int, int], guide: np.ndarray,
+                      params: DraftParams = DraftParams()) -> dict[int, np.ndarray]:
+    """Per reference, a feathered weight map (H, W) over the regions it styles (feather: `params.feather_*`);
+    the maps sum to 1 everywhere."""
     refs = sorted(set(region_to_ref.values()))
     ref_of_pixel = np.full(full_labels.shape, -1, np.int64)
     for region, ref in region_to_ref.items():
@@ -80,9 +80,9 @@ def reference_weights(full_labels: np.ndarray, region_to_ref: dict[int, int],
         raise ValueError(f"regions {missing} have no reference")
     if len(refs) == 1:
         return {refs[0]: np.ones(full_labels.shape, np.float32)}
-    radius = feather_radius(full_labels.shape[1], full_labels.shape[0])
-    weights = {ref: np.clip(guided_filter(guide, (ref_of_pixel == ref).astype(np.float32), radius, FEATHER_EPS), 0, 1)
-               for ref in refs}
+    radius = feather_radius(full_labels.shape[1], full_labels.shape[0], params.feather_px_at_512)
+    weights = {ref: np.clip(guided_filter(guide, (ref_of_pixel == ref).astype(np.float32), radius,
+                                          params.feather_eps), 0, 1) for ref in refs}
     total = np.maximum(sum(weights.values()), 1e-6)
     return {ref: w / total for ref, w in weights.items()}
 

@@ -19,20 +19,17 @@ from PIL import Image
 from ..cache import DiskCache, cache_key, default_cache_dir
 from ..errors import Cancelled, InvalidRequest
 from ..images import pixel_sha256
+from ..params import DRAFT_MAX_SIZE, DRAFT_MIN_SIZE, DraftParams, QuickRegionParams
+from ..stage2.pins import pin_matches
 from ..types import CancelFlag, EventCallback, Pin, RegionMatch, StepEvent
 from . import composite as comp
 from .onnx_models import PACKAGE, SIZE_MULTIPLE, STYLE_INPUT_SIZE, StyleNetworks
 from .quick_match import quick_matches, region_crop
-from .quick_regions import QuickRegionParams, quick_regions
+from .quick_regions import quick_regions
 
-DEFAULT_SIZE = 512
-MIN_SIZE = 64
-MAX_SIZE = 1024
 VECTOR_NAMESPACE = "draft_style_vector"
 VECTOR_PREP = "centre-crop-lanczos-256"  # part of the vector key: a different crop must not reuse vectors
-REGION_VECTOR_PREP = "region-box-mean-fill-512-lanczos-256"
-REGION_CROP_PIXELS = 512  # long side of the reference copy that reference-region crops are cut from
-MATCH_PIXELS = 128  # side of the reference copies used for colour statistics
+REGION_VECTOR_PREP = "region-box-mean-fill-{pixels}-lanczos-256"  # {pixels}: DraftParams.region_crop_pixels
 
 
 @dataclass
@@ -131,14 +128,12 @@ class Drafter:
     """Makes drafts; keeps the networks, style vectors (memory + disk), passes and region maps between calls."""
 
     def __init__(self, cache_dir: Path | None = None, providers: list[str] | None = None, threads: int | None = None,
-                 quick_params: QuickRegionParams = QuickRegionParams(), keep_passes: int = 16,
-                 networks: StyleNetworks | None = None, use_cache: bool = True):
+                 keep_passes: int = 16, networks: StyleNetworks | None = None, use_cache: bool = True):
         """`networks` lets several drafters share one pair of loaded sessions (else loaded on first use);
         `use_cache=False` keeps style vectors in memory only (nothing written to disk)."""
         self._disk = DiskCache(cache_dir if cache_dir is not None else default_cache_dir()) if use_cache else None
         self._providers = providers
         self._threads = threads
-        self.quick_params = quick_params
         self._networks = networks
         self._vectors = _Lru(256)
         self._references = _Lru(64)  # ref key -> small uint8 copy for colour statistics
@@ -162,15 +157,17 @@ class Drafter:
         return self._cached_vector((image_key,), image_key, (VECTOR_PREP,),
                                    lambda: predictor_input(image, centre_crop=True))
 
-    def region_vector(self, reference: Image.Image, ref_key: str, labels: np.ndarray, region: int) -> np.ndarray:
+    def region_vector(self, reference: Image.Image, ref_key: str, labels: np.ndarray, region: int,
+                      crop_pixels: int = DraftParams.region_crop_pixels) -> np.ndarray:
         """The style vector of one stage-1 region of a reference (`labels` cover the whole image, any grid): its
         bounding-box crop with outside pixels filled with the region's mean colour, as quick matching encodes
         content regions. Lets a match to a reference region draft with that region's style, not the whole
-        picture's. Kept in memory and on disk like whole-image vectors."""
+        picture's. The crop is cut from a copy of the reference with its long side at `crop_pixels`. Kept in
+        memory and on disk like whole-image vectors."""
         labels_key = _array_key(labels)
 
         def crop() -> np.ndarray:
-            source = self._region_source(reference, ref_key)
+            source = self._region_source(reference, ref_key, crop_pixels)
             height, width = source.shape[:2]
             rows, cols = np.arange(height) * labels.shape[0] // height, np.arange(width) * labels.shape[1] // width
             mask = labels[np.ix_(rows, cols)] == region
@@ -179,8 +176,9 @@ class Drafter:
                                      f"(regions: {[int(r) for r in np.unique(labels)]})")
             return predictor_input(region_crop(source, mask), centre_crop=False)
 
-        return self._cached_vector((ref_key, labels_key, region), ref_key,
-                                   (REGION_VECTOR_PREP, labels_key, int(region)), crop)
+        prep = REGION_VECTOR_PREP.format(pixels=crop_pixels)
+        return self._cached_vector((ref_key, labels_key, region, crop_pixels), ref_key,
+                                   (prep, labels_key, int(region)), crop)
 
     def _cached_vector(self, memo_key: tuple, image_key: str, prep: tuple,
                        predictor_in: Callable[[], np.ndarray]) -> np.ndarray:
@@ -198,30 +196,29 @@ class Drafter:
                 self._disk.put(key, {"vector": vector}, {"image_sha256": image_key}, namespace=VECTOR_NAMESPACE)
         return self._vectors.put(memo_key, vector)
 
-    def quick_regions(self, content: Image.Image, content_key: str | None = None) -> np.ndarray:
-        """The classical regions of the content (cached per image, the same at every working size)."""
+    def quick_regions(self, content: Image.Image, content_key: str | None = None,
+                      params: QuickRegionParams = QuickRegionParams()) -> np.ndarray:
+        """The classical regions of the content (cached per image and params, the same at every working size)."""
         content_key = content_key or pixel_sha256(content)
-        labels = self._quick.get(content_key)
+        labels = self._quick.get((content_key, params))
         if labels is None:
-            labels = self._quick.put(content_key, quick_regions(np.asarray(_rgb(content)), self.quick_params))
+            labels = self._quick.put((content_key, params), quick_regions(np.asarray(_rgb(content)), params))
         return labels
 
-    def draft(self, content: Image.Image, references: Sequence[Image.Image], labels: np.ndarray | None = None,
-              assignment: Mapping[int, int | RegionMatch] | None = None, pins: Sequence[Pin] = (),
-              strength: float = 1.0, preserve_colour: bool = False, size: int = DEFAULT_SIZE,
-              on_event: EventCallback | None = None,
-              reference_labels: Sequence[np.ndarray | None] | None = None,
-              cancel: CancelFlag | None = None) -> DraftResult:
-        """Draft `content` after `references`.
+    def draft(self, content: Image.Image, references: Sequence[Image.Image], params: DraftParams = DraftParams(),
+              labels: np.ndarray | None = None, assignment: Mapping[int, int | RegionMatch] | None = None,
+              pins: Sequence[Pin] = (), reference_labels: Sequence[np.ndarray | None] | None = None,
+              on_event: EventCallback | None = None, cancel: CancelFlag | None = None) -> DraftResult:
+        """Draft `content` after `references` with `params` (size, strength, colour, quick regions and matching).
 
         labels: a region map (any HxW, e.g. stage 1's 64x64) or None for quick regions; assignment: region ->
         reference index (or stage 2's RegionMatch) for every region, or None for quick matching; pins override
-        both. strength 0..1 moves each reference's style vector toward the photo's own; preserve_colour keeps
-        the photo's chroma. reference_labels: the references' stage-1 maps (one per reference, None where
-        absent); with them a match or pin to a reference region drafts with that region's style vector, without
-        them with the whole reference's. Raises InvalidRequest on bad arguments, DraftUnavailable without it,
-        Cancelled when `cancel` is set (checked before each pass: a newer draft is wanted, this one is not).
+        both. reference_labels: the references' stage-1 maps (one per reference, None where absent); with them a
+        match or pin to a reference region drafts with that region's style vector, without them with the whole
+        reference's. Raises InvalidRequest on bad arguments, DraftUnavailable without it, Cancelled when
+        `cancel` is set (checked before each pass: a newer draft is wanted, this one is not).
         """
+        size, strength = params.size, params.strength
         start = time.perf_counter()
         timings: dict[str, float] = {}
 
@@ -253,7 +250,8 @@ class Drafter:
         t = lap("prepare", t)
 
         region_source = "quick" if labels is None else "method"
-        labels = self.quick_regions(content, content_key) if labels is None else np.asarray(labels, np.int64)
+        labels = (self.quick_regions(content, content_key, params.quick_regions) if labels is None
+                  else np.asarray(labels, np.int64))
         labels_key = _array_key(labels)
         full = self._snapped.get((content_key, size, labels_key))
         if full is None:
@@ -265,11 +263,14 @@ class Drafter:
         t = lap("vectors", t)
         if assignment is None:
             match_source = "quick"
-            matches = self._quick_match(work, full, content_key, size, labels_key, references, ref_keys, ref_vectors)
+            matches = self._quick_match(work, full, content_key, size, labels_key, references, ref_keys, ref_vectors,
+                                        params)
         else:
             match_source = "method"
             matches = _given_matches(labels, assignment, len(references))
-        matches = _apply_pins(matches, pins, len(references))
+        regions_of = [None if ref_labels is None else np.unique(ref_labels).tolist()
+                      for ref_labels in reference_labels or [None] * len(references)]
+        matches = pin_matches(matches, pins, regions_of)  # the method's rule, checks and messages
         t = lap("match", t)
         emit(2, 4, "matches")
 
@@ -286,21 +287,24 @@ class Drafter:
             if region is None:
                 pass_key, vector = ref_keys[ref], ref_vectors[ref]
             else:
-                vector = self.region_vector(references[ref], ref_keys[ref], reference_labels[ref], region)
+                vector = self.region_vector(references[ref], ref_keys[ref], reference_labels[ref], region,
+                                            params.region_crop_pixels)
                 pass_key = f"{ref_keys[ref]}#{_array_key(reference_labels[ref])}:{region}"
             passes[index] = self._pass(work, content_key, size, pass_key, vector, own, strength)
         t = lap("passes", t)
         emit(3, 4, "passes")
 
-        weights = comp.reference_weights(full, {r: styles.index(style_of(m)) for r, m in matches.items()}, guide)
+        weights = comp.reference_weights(full, {r: styles.index(style_of(m)) for r, m in matches.items()}, guide,
+                                         params)
         image = comp.composite(passes, weights)
-        if preserve_colour:
+        if params.preserve_colour:
             image = comp.preserve_colour(image, work)
         lap("composite", t)
         emit(4, 4, "composite")
         return DraftResult(image=image, labels=labels, full_labels=full, region_source=region_source,
                            match_source=match_source, matches=matches, strength=float(strength),
-                           preserve_colour=preserve_colour, seconds=time.perf_counter() - start, timings=timings,
+                           preserve_colour=params.preserve_colour, seconds=time.perf_counter() - start,
+                           timings=timings,
                            package_version=networks.package_version,
                            reference_vectors="region" if any(region is not None for _, region in styles) else "whole")
 
@@ -311,21 +315,21 @@ class Drafter:
             cached = self._working.put((content_key, size), (resized, comp.gray_guide(resized)))
         return cached
 
-    def _quick_match(self, work, full, content_key, size, labels_key, references, ref_keys, ref_vectors):
-        key = (content_key, size, labels_key, tuple(ref_keys))
+    def _quick_match(self, work, full, content_key, size, labels_key, references, ref_keys, ref_vectors,
+                     params: DraftParams):
+        quick = params.quick_match
+        key = (content_key, size, labels_key, tuple(ref_keys), quick)
         matches = self._quick_matches.get(key)
         if matches is None:
-            smalls = [self._reference_small(ref, ref_key) for ref, ref_key in zip(references, ref_keys)]
+            smalls = [_thumbnail(self._references, ref, ref_key, quick.reference_pixels)
+                      for ref, ref_key in zip(references, ref_keys)]
             matches = self._quick_matches.put(key, quick_matches(
                 work, full, smalls, ref_vectors,
-                lambda crop: self.networks.predict(predictor_input(crop, centre_crop=False))))
+                lambda crop: self.networks.predict(predictor_input(crop, centre_crop=False)), quick))
         return matches
 
-    def _reference_small(self, reference: Image.Image, ref_key: str) -> np.ndarray:
-        return _thumbnail(self._references, reference, ref_key, MATCH_PIXELS)
-
-    def _region_source(self, reference: Image.Image, ref_key: str) -> np.ndarray:
-        return _thumbnail(self._region_sources, reference, ref_key, REGION_CROP_PIXELS)
+    def _region_source(self, reference: Image.Image, ref_key: str, pixels: int) -> np.ndarray:
+        return _thumbnail(self._region_sources, reference, ref_key, pixels)
 
     def _pass(self, work, content_key, size, ref_key, ref_vector, own_vector, strength) -> np.ndarray:
         key = (content_key, size, ref_key, round(float(strength), 4))
@@ -338,11 +342,11 @@ class Drafter:
 
 def _thumbnail(cache: _Lru, image: Image.Image, image_key: str, side: int) -> np.ndarray:
     """A uint8 copy of `image` with its long side at most `side`, kept in `cache`."""
-    small = cache.get(image_key)
+    small = cache.get((image_key, side))
     if small is None:
         copy = image.copy()
         copy.thumbnail((side, side), Image.BILINEAR)
-        small = cache.put(image_key, np.asarray(copy))
+        small = cache.put((image_key, side), np.asarray(copy))
     return small
 
 
@@ -355,9 +359,9 @@ def _check_arguments(references, labels, assignment, strength: float, size: int)
         raise InvalidRequest("A draft needs at least one reference image")
     if not 0.0 <= strength <= 1.0:
         raise InvalidRequest(f"Strength must be between 0 and 1, got {strength}")
-    if not (MIN_SIZE <= size <= MAX_SIZE and size % SIZE_MULTIPLE == 0):
-        raise InvalidRequest(f"Draft size must be a multiple of {SIZE_MULTIPLE} from {MIN_SIZE} to {MAX_SIZE}, "
-                             f"got {size}")
+    if not (DRAFT_MIN_SIZE <= size <= DRAFT_MAX_SIZE and size % SIZE_MULTIPLE == 0):
+        raise InvalidRequest(f"Draft size must be a multiple of {SIZE_MULTIPLE} from {DRAFT_MIN_SIZE} to "
+                             f"{DRAFT_MAX_SIZE}, got {size}")
     if labels is not None and np.asarray(labels).ndim != 2:
         raise InvalidRequest(f"Region labels must be a 2-D map, got shape {np.asarray(labels).shape}")
     if assignment is not None and labels is None:
@@ -377,18 +381,6 @@ def _given_matches(labels: np.ndarray, assignment: Mapping[int, int | RegionMatc
         match = given if isinstance(given, RegionMatch) else RegionMatch(region, int(given), None, None)
         _check_reference(match.style_index, n_refs)
         matches[region] = match
-    return matches
-
-
-def _apply_pins(matches: dict[int, RegionMatch], pins: Sequence[Pin], n_refs: int) -> dict[int, RegionMatch]:
-    matches = dict(matches)
-    for pin in pins:
-        if pin.content_region not in matches:
-            raise InvalidRequest(f"Pinned region {pin.content_region} is not a region of this draft "
-                                 f"(regions: {sorted(matches)})")
-        _check_reference(pin.style_index, n_refs)
-        matches[pin.content_region] = RegionMatch(pin.content_region, pin.style_index, pin.style_region, None,
-                                                  pinned=True)
     return matches
 
 

@@ -7,25 +7,11 @@ These regions are not the method's (stage 1): everything that shows them labels 
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-
-@dataclass(frozen=True)
-class QuickRegionParams:
-    grid: int = 128  # the label map's side; the composite snaps it to the photo's edges at full size
-    superpixels: int = 196
-    compactness: float = 10.0  # SLIC's m: Lab units per grid step of spatial distance
-    slic_iters: int = 8
-    k_min: int = 2
-    k_max: int = 8
-    colour_scale: float = 20.0  # Lab units counted as one feature unit (a clearly visible difference)
-    position_weight: float = 0.5  # feature units across the whole image
-    texture_weight: float = 1.0
-    min_piece: float = 0.015  # connected pieces under this fraction of the image join a neighbour
-    seed: int = 0
+from ..params import QuickRegionParams
 
 
 def slic(lab: np.ndarray, n_segments: int, compactness: float, iters: int) -> np.ndarray:
@@ -77,7 +63,7 @@ def superpixel_features(lab: np.ndarray, texture: np.ndarray, sp: np.ndarray,
     return ids, sizes, means / scale
 
 
-def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, restarts: int = 3, iters: int = 30) -> np.ndarray:
+def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, restarts: int, iters: int) -> np.ndarray:
     """Plain k-means++ / Lloyd in numpy: a few hundred points, where a library's thread pool costs more than the
     arithmetic (on a busy 2-core machine, tens of ms per call)."""
     best, best_inertia = None, np.inf
@@ -118,7 +104,7 @@ def choose_clusters(features: np.ndarray, params: QuickRegionParams) -> np.ndarr
     distances = np.sqrt(((features[:, None] - features[None]) ** 2).sum(-1))
     best, best_score = np.zeros(len(features), int), -np.inf
     for k in range(params.k_min, min(params.k_max, len(features) - 1) + 1):
-        assign = kmeans(features, k, rng)
+        assign = kmeans(features, k, rng, params.kmeans_restarts, params.kmeans_iters)
         if len(np.unique(assign)) < 2:
             continue
         score = silhouette(distances, assign)
@@ -203,8 +189,9 @@ def quick_regions(image: np.ndarray, params: QuickRegionParams = QuickRegionPara
     small = cv2.resize(image, (params.grid, params.grid), interpolation=cv2.INTER_AREA)
     lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
     luminance = lab[..., 0]
-    local_mean = cv2.blur(luminance, (5, 5))
-    texture = np.sqrt(np.maximum(cv2.blur(luminance * luminance, (5, 5)) - local_mean ** 2, 0))
+    window = (params.texture_window, params.texture_window)
+    local_mean = cv2.blur(luminance, window)
+    texture = np.sqrt(np.maximum(cv2.blur(luminance * luminance, window) - local_mean ** 2, 0))
     sp = slic(lab, params.superpixels, params.compactness, params.slic_iters)
     ids, _, features = superpixel_features(lab, texture, sp, params)
     clusters = choose_clusters(features, params)

@@ -164,9 +164,12 @@ def analyze_images(bundle, images: list[tuple[Image.Image, Image.Image | None]],
         if on_event is not None:
             on_event(StepEvent("analyze", done, total, message=message))
 
-    if not pending and on_event is not None:
-        on_event(StepEvent("analyze", 1, 1, message="Loaded from cache"))
+    if not pending:  # no model is loaded for cache hits
+        if on_event is not None:
+            on_event(StepEvent("analyze", 1, 1, message="Loaded from cache"))
+        return results
     sd = bundle.sd
+    depth_model = bundle.depth if params.use_depth else None  # loaded, so checked, before the SD work
     for item in pending:
         item.latent = encode_latent(sd.vae, resize_to(item.image, item.size))
         advance("Encoded the image")
@@ -176,7 +179,7 @@ def analyze_images(bundle, images: list[tuple[Image.Image, Image.Image | None]],
             sd.ddim_scheduler().alphas_cumprod, params, cancel,
             on_step=lambda i, n=len(group): advance(f"Inversion step {i + 1}", n))
         for item, inversion in zip(group, inversions):
-            results[item.index] = _finish_analysis(bundle, item, inversion, params, advance, cancel,
+            results[item.index] = _finish_analysis(bundle, item, inversion, depth_model, params, advance, cancel,
                                                    keep_intermediates)
             if cache is not None:
                 save_analysis(cache, item.key, results[item.index])
@@ -192,13 +195,14 @@ def _inversion_batches(pending: list[_Pending]) -> list[list[_Pending]]:
             for start in range(0, len(group), STAGE1_MAX_BATCH)]
 
 
-def _finish_analysis(bundle, item: _Pending, inversion: InversionResult, params: Stage1Params,
-                     advance: Callable[..., None], cancel: CancelFlag | None, keep_intermediates: bool) -> Analysis:
-    """Depth, steps 4-10 and the `Analysis` of one image whose inversion is done."""
+def _finish_analysis(bundle, item: _Pending, inversion: InversionResult, depth_model: tuple | None,
+                     params: Stage1Params, advance: Callable[..., None], cancel: CancelFlag | None,
+                     keep_intermediates: bool) -> Analysis:
+    """Depth (with `depth_model`, the bundle's (model, processor), or none), steps 4-10 and the `Analysis` of one
+    image whose inversion is done."""
     depth = None
-    if params.use_depth:
-        depth_model, processor = bundle.depth
-        depth = predict_depth(depth_model, processor, item.image)
+    if depth_model is not None:
+        depth = predict_depth(*depth_model, item.image)
         advance("Estimated depth")
     latent = item.latent
     result = segment(inversion.fmix, latent[0], None if depth is None else depth.depth, params, item.mask_ids,

@@ -10,7 +10,6 @@ Every pair's scores are kept in the MatchTable so the GUI can show the runner-up
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from torch import nn
 from ..errors import InvalidRequest
 from ..params import LATENT_FACTOR, MatchParams
 from ..types import Analysis, MatchTable, PairScore, Pin, RegionMatch
+from .pins import apply_pins
 
 
 class _ResidualBlock(nn.Module):
@@ -84,19 +84,23 @@ class RegionGeometry:
     """Where a region lies: its cell count, enclosing circle, and the DINOv2 tokens it keeps.
 
     centre is the mean (row, col) of its cells and radius the largest distance from it, in cells (the reference's
-    numbers). unit_centre and unit_radius are the same circle in the picture's unit square (row / rows, col / cols,
-    each axis 0..1), so a tall and a wide picture compare fairly; on a square power-of-two grid they are the cell
-    numbers scaled exactly. kept_tokens are row-major token indices whose image block holds more than the threshold
-    of region pixels.
+    numbers). unit_radius is the radius in the picture's unit square (rows / h, cols / w, each axis 0..1), where
+    `unit_centre` lies, so a tall and a wide picture compare fairly (`position_iou`). kept_tokens are row-major token
+    indices whose image block holds more than the threshold of region pixels.
     """
 
     region: int
     pixels: int
     centre: tuple[float, float]
     radius: float
-    unit_centre: tuple[float, float]
     unit_radius: float
+    grid: tuple[int, int]  # (h, w) of the label map
     kept_tokens: np.ndarray
+
+    @property
+    def unit_centre(self) -> tuple[float, float]:
+        """The centre in the unit square (a cell's centre at (row + 0.5) / h, (col + 0.5) / w)."""
+        return tuple((c + 0.5) / side for c, side in zip(self.centre, self.grid))
 
 
 def enclosing_circle(rows: np.ndarray, cols: np.ndarray) -> tuple[tuple[float, float], float]:
@@ -116,8 +120,8 @@ def region_geometry(labels: np.ndarray, region: int, grid: tuple[int, int] = (16
         raise InvalidRequest(f"Region {region} does not occur in the label map")
     height, width = mask.shape
     centre, radius = enclosing_circle(rows, cols)
-    unit_centre, unit_radius = enclosing_circle(rows / height, cols / width)
-    return RegionGeometry(int(region), int(rows.size), centre, radius, unit_centre, unit_radius,
+    _, unit_radius = enclosing_circle(rows / height, cols / width)
+    return RegionGeometry(int(region), int(rows.size), centre, radius, unit_radius, (height, width),
                           kept_token_indices(mask, grid, keep_threshold))
 
 
@@ -168,6 +172,17 @@ def circle_iou(centre_a: tuple[float, float], radius_a: float, centre_b: tuple[f
         inter = ra * ra * math.acos(cos_a) + rb * rb * math.acos(cos_b) - kite
     union = area_a + area_b - inter
     return inter / union if union > 0 else 0.0
+
+
+def position_iou(a: RegionGeometry, b: RegionGeometry) -> float:
+    """S_pos: the IoU of two regions' enclosing circles, each in its picture's unit square.
+
+    The centres' offset is taken per axis in cells scaled by the side when both maps share that side (exact, so on
+    the reference's 64 x 64 maps S_pos is bit for bit the IoU in cells), else between the unit-square centres.
+    """
+    offset = tuple((ca - cb) / sa if sa == sb else (ca + 0.5) / sa - (cb + 0.5) / sb
+                   for ca, cb, sa, sb in zip(a.centre, b.centre, a.grid, b.grid))
+    return circle_iou(offset, a.unit_radius, (0.0, 0.0), b.unit_radius)
 
 
 def cosine(a: np.ndarray, b: np.ndarray, eps: float = 1e-8) -> float:
@@ -228,8 +243,7 @@ def score_pair(content: RegionDescriptor, style: RegionDescriptor, params: Match
     """(S_stat, S_sem, S_pos, S) of one candidate pair."""
     s_stat = cosine(content.stat, style.stat)
     s_sem = 0.0 if content.sem is None or style.sem is None else cosine(content.sem, style.sem)
-    s_pos = circle_iou(content.geometry.unit_centre, content.geometry.unit_radius, style.geometry.unit_centre,
-                       style.geometry.unit_radius)
+    s_pos = position_iou(content.geometry, style.geometry)
     score = params.stat_weight * s_stat + params.sem_weight * s_sem + params.pos_weight * s_pos
     return s_stat, s_sem, s_pos, score
 
@@ -267,30 +281,3 @@ def match_regions(content: Analysis, content_tokens: np.ndarray, references: Seq
                     best = pair
         matches[c_id] = RegionMatch(c_id, best.style_index, best.style_region, best.score)
     return apply_pins(MatchTable(pairs, matches, params), pins)
-
-
-def apply_pins(table: MatchTable, pins: Iterable[Pin]) -> MatchTable:
-    """A new table where each pinned content region takes its pinned (reference, region); later pins win.
-
-    `style_region` None pins the whole reference (a style mask of all ones). Unknown ids raise InvalidRequest.
-    """
-    regions_of: dict[int, set[int]] = {}
-    scores = {}
-    for pair in table.pairs:
-        regions_of.setdefault(pair.style_index, set()).add(pair.style_region)
-        scores[pair.content_region, pair.style_index, pair.style_region] = pair.score
-    matches = dict(table.matches)
-    for pin in pins:
-        if pin.content_region not in matches:
-            raise InvalidRequest(f"Pin for content region {pin.content_region}, which does not exist "
-                                 f"(content regions: {sorted(matches)})")
-        if pin.style_index not in regions_of:
-            raise InvalidRequest(f"Pin for content region {pin.content_region} names reference {pin.style_index}, "
-                                 f"but there are {len(regions_of)} references (0..{len(regions_of) - 1})")
-        if pin.style_region is not None and pin.style_region not in regions_of[pin.style_index]:
-            raise InvalidRequest(f"Pin for content region {pin.content_region} names region {pin.style_region} of "
-                                 f"reference {pin.style_index}, which has regions {sorted(regions_of[pin.style_index])}")
-        score = scores.get((pin.content_region, pin.style_index, pin.style_region))
-        matches[pin.content_region] = RegionMatch(pin.content_region, pin.style_index, pin.style_region, score,
-                                                  pinned=True)
-    return dataclasses.replace(table, matches=dict(sorted(matches.items())))

@@ -137,7 +137,7 @@ class ReferenceFeatures:
     """Computes (or fetches) the content's Q_c and the references' K_s, V_s at any timestep.
 
     All items missing from the cache at a timestep go through the UNet together, in batches of `batch_size`
-    (0 = one batch).
+    (0 = one batch per working size: the content and references may each have their own).
     """
 
     def __init__(self, unet, text_embeds: torch.Tensor, content_latent: torch.Tensor,
@@ -169,10 +169,13 @@ class ReferenceFeatures:
             else:
                 found[name] = {k: v.to(latent.device) for k, v in cached.items()}
         size = self.batch_size or max(len(missing), 1)
-        for start in range(0, len(missing), size):
+        by_shape: dict[tuple, list] = {}  # one batch holds latents of one working size only
+        for item in missing:
+            by_shape.setdefault(tuple(item[1].shape), []).append(item)
+        chunks = [group[start:start + size] for group in by_shape.values() for start in range(0, len(group), size)]
+        for chunk in chunks:
             if is_cancelled(cancel):
                 return None
-            chunk = missing[start:start + size]
             computed = self._compute(chunk, timestep)
             for name, _, kind in chunk:
                 if self.cache is not None:

@@ -24,6 +24,7 @@ from engine.persistence import load_document, save_json_atomic
 from engine.schema import SchemaError, file_name, items, member
 from engine.types import Analysis, ImageRef
 
+from .disk_errors import disk_error_info
 from .errors import ErrorInfo, document_problem
 
 INDEX_VERSION = 1
@@ -62,6 +63,7 @@ class Gallery(QObject):
     """Ordered references with families; every mutation saves the index and emits `changed`."""
 
     changed = Signal()  # the list, a name, a family or a checkbox changed
+    save_failed = Signal(object)  # ErrorInfo: the index could not be written (the change stays in memory)
     analysis_changed = Signal(str)  # reference id whose analysis (or its state) changed
     background_progress_changed = Signal(object)  # (done, total) of the background analyses, or None
     problem = Signal(object)  # ErrorInfo for the banner, e.g. a save refused because the index is read-only
@@ -76,6 +78,7 @@ class Gallery(QObject):
         self._background_progress: tuple[int, int] | None = None
         self.load_error: ErrorInfo | None = None  # what was wrong with index.json and what was done about it
         self.read_only = False  # a newer or unreadable index: shown, never saved over, no image added or deleted
+        self.unsaved = False  # the last index write failed: what is in memory is newer than the file
         self._load()
 
     # ----- reading
@@ -132,22 +135,29 @@ class Gallery(QObject):
         if self.read_only:
             return [], [self._read_only_problem()]
         for path in map(Path, paths):
-            if path.is_dir():
-                files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-                if not files:
-                    problems.append(ErrorInfo("not_an_image", f"The folder {path.name} holds no images",
-                                              ImageUnreadable.hint))
-                sub_added, sub_problems = self.add_paths(files, family or path.name)
-                added += sub_added
-                problems += sub_problems
-                continue
             try:
+                if path.is_dir():
+                    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                    if not files:
+                        problems.append(ErrorInfo("not_an_image", f"The folder {path.name} holds no images",
+                                                  ImageUnreadable.hint))
+                    sub_added, sub_problems = self.add_paths(files, family or path.name)
+                    added += sub_added
+                    problems += sub_problems
+                    continue
                 image = load_image(path)
             except ImageUnreadable as exc:
                 problems.append(ErrorInfo("not_an_image" if path.suffix.lower() not in IMAGE_SUFFIXES else exc.kind,
                                           exc.message, exc.hint))
                 continue
-            ref_id = self._store(image, family, name=path.stem, source=path)
+            except OSError as exc:  # a name too long, a folder that vanished or may not be listed
+                problems.append(disk_error_info(f"read {path.name[:80]}", exc, "image_unreadable"))
+                continue
+            try:
+                ref_id = self._store(image, family, name=path.stem, source=path)
+            except OSError as exc:  # the copy failed (disk full): nothing of it is left in images/
+                problems.append(disk_error_info(f"copy {path.name[:80]} into the gallery", exc))
+                continue
             if ref_id is None:
                 problems.append(ErrorInfo("duplicate", f"{path.name} is already in the gallery"))
             else:
@@ -175,12 +185,16 @@ class Gallery(QObject):
             return None
         ref_id = existing.id if existing is not None else uuid.uuid4().hex[:12]
         self.images.mkdir(parents=True, exist_ok=True)
-        if source is not None and source.suffix.lower() in IMAGE_SUFFIXES:
-            file = ref_id + source.suffix.lower()
-            shutil.copyfile(source, self.images / file)
-        else:
-            file = ref_id + ".png"
-            image.save(self.images / file)
+        copied = source is not None and source.suffix.lower() in IMAGE_SUFFIXES
+        file = ref_id + (source.suffix.lower() if copied else ".png")
+        try:
+            if copied:
+                shutil.copyfile(source, self.images / file)
+            else:
+                image.save(self.images / file)
+        except OSError:
+            (self.images / file).unlink(missing_ok=True)  # never leave a truncated copy behind
+            raise
         if existing is not None:
             self._refs[self._refs.index(existing)] = replace(existing, file=file)
         else:
@@ -195,8 +209,7 @@ class Gallery(QObject):
         path = self.path(ref_id)
         self._refs.remove(ref)
         self._analyses.pop(ref_id, None)
-        self._save()
-        if not self.read_only:  # a read-only index (a newer app's) still names the file
+        if self._save():  # while the index still names it (read-only, or a failed write), the copy stays
             path.unlink(missing_ok=True)
 
     def rename(self, ref_id: str, name: str) -> None:
@@ -236,16 +249,31 @@ class Gallery(QObject):
         self._save()
 
     # ----- persistence
-    def _save(self) -> None:
-        """Write the index (every reference, missing ones too); a read-only gallery changes only in memory."""
-        if not self.read_only:
-            try:
-                save_json_atomic(self.index, {"references": [asdict(r) for r in self._refs]}, INDEX_VERSION,
-                                 validate=parse_index)
-            except StyleGalleryError as exc:  # a newer StyleGallery wrote the index meanwhile: leave it to that one
-                self.read_only = True
-                self.problem.emit(ErrorInfo.from_exception(exc))
+    def _save(self) -> bool:
+        """Write the index and emit `changed`; False when it was not written (see `save`)."""
+        saved = self.save()
         self.changed.emit()
+        return saved
+
+    def save(self) -> bool:
+        """Write the index (every reference, missing ones too). False when it was not written: read-only (a newer
+        app's index: `problem` says so), or the disk refused (`save_failed` says why; the change stays in memory,
+        `unsaved`, for the next write to carry)."""
+        if self.read_only:
+            return False
+        try:
+            save_json_atomic(self.index, {"references": [asdict(r) for r in self._refs]}, INDEX_VERSION,
+                             validate=parse_index)
+        except StyleGalleryError as exc:  # a newer StyleGallery wrote the index meanwhile: leave it to that one
+            self.read_only = True
+            self.problem.emit(ErrorInfo.from_exception(exc))
+            return False
+        except OSError as exc:
+            self.unsaved = True
+            self.save_failed.emit(disk_error_info("save the gallery index", exc))
+            return False
+        self.unsaved = False
+        return True
 
     def _load(self) -> None:
         loaded = load_document(self.index, INDEX_VERSION, validate=parse_index)

@@ -27,8 +27,11 @@ from engine.persistence import load_document, save_json_atomic
 from engine.schema import expect, file_name, items, member, number, one_of, whole
 from engine.types import Pin
 
+from .disk_errors import disk_error_info
 from .errors import ErrorInfo, document_problem
 from .properties import Property
+from .region_names import QUICK_REGIONS
+from .undo import PinRegion
 
 SESSION_VERSION = 1
 AUTOSAVE_MS = 1000
@@ -246,8 +249,6 @@ class Session(QObject):
 
     def pin(self, region: int, target: PinTarget | None) -> None:
         """Pin (or with None, unpin) a content region, undoably."""
-        from .undo import PinRegion
-
         if self.pins.get(region) != target:
             self.undo_stack.push(PinRegion(self, region, target, self.pins.get(region)))
 
@@ -291,7 +292,8 @@ class Session(QObject):
             self.pins_source = "method"
             self.pins_changed.emit()
             self.modified.emit("pins")
-            self.status = "The method's regions replaced the quick regions: pins made on quick regions were cleared"
+            self.status = (f"The method's regions replaced the {QUICK_REGIONS}: pins made on {QUICK_REGIONS} "
+                           "were cleared")
         self.regions_changed.emit()
 
     @Slot(object)
@@ -386,11 +388,12 @@ class Session(QObject):
         self._autosave.start()
 
     @Slot()
-    def save(self) -> None:
-        """Write pins, parameters and history of the open content; marks the undo stack clean."""
+    def save(self) -> bool:
+        """Write pins, parameters and history of the open content; marks the undo stack clean. False (and a banner
+        message) when the disk refuses: everything stays in memory and the next save tries again."""
         self._autosave.stop()
         if not self.content_sha or self.read_only:
-            return
+            return True
         data = {
             "content": str(self.content) if self.content else None,
             "pins": [{"region": r, **asdict(t)} for r, t in sorted(self.pins.items())],
@@ -402,9 +405,15 @@ class Session(QObject):
             save_json_atomic(self.run_folder / "session.json", data, SESSION_VERSION, validate=parse_session)
         except StyleGalleryError as exc:  # a newer StyleGallery wrote it meanwhile: leave it to that one
             self.read_only = True
-            self.show_error(ErrorInfo.from_exception(exc))
-            return
+            self.show_error(ErrorInfo.from_exception(exc), "save")
+            return False
+        except OSError as exc:
+            name = Path(self.content).name if self.content else "this photo"
+            self.show_error(disk_error_info(f"save the pins and history of {name}", exc), "session_save")
+            return False
+        self.show_error(None, "session_save")  # an earlier failed save is now made good
         self.undo_stack.setClean()
+        return True
 
     def _restore(self) -> None:
         loaded = load_document(self.run_folder / "session.json", SESSION_VERSION, validate=parse_session)
@@ -413,7 +422,7 @@ class Session(QObject):
         self.read_only = loaded.read_only
         problem = document_problem(loaded)
         if problem is not None:
-            self.show_error(problem)
+            self.show_error(problem, "content")  # about this photo's session: withdrawn when another opens
         saved: SavedSession | None = loaded.data
         if saved is None:
             return
