@@ -23,7 +23,7 @@ from .stage2.pins import apply_pins
 from .memory import out_of_memory_guard
 from .models import ModelBundle
 from .params import MatchParams, ModelSource, OutputParams, Stage1Params, Stage3Params, output_size, working_size
-from .stage1.segment import analyze_image
+from .stage1.segment import analyze_images
 from .stage3.features import FeatureCache
 from .stage2.dinov2_tokens import cached_dinov2_tokens, resolved_alignment
 from .types import (Analysis, CancelFlag, DraftRequest, EventCallback, ImageRef, MatchTable, Pin,
@@ -68,14 +68,19 @@ class Engine:
     def analyze(self, image: ImageRef, params: Stage1Params | None = None, on_event: EventCallback | None = None,
                 cancel: CancelFlag | None = None) -> Analysis:
         """Stage 1 for one image (cached). Raises `Cancelled` if cancelled."""
-        return self._analyze(_load(image), params or Stage1Params(), on_event, cancel)
+        return self._analyze([_load(image)], params or Stage1Params(), on_event, cancel)[0]
 
-    def _analyze(self, loaded: Loaded, params: Stage1Params, on_event: EventCallback | None,
-                 cancel: CancelFlag | None) -> Analysis:
-        picture, mask = loaded
+    def analyze_all(self, images: list[ImageRef], params: Stage1Params | None = None,
+                    on_event: EventCallback | None = None, cancel: CancelFlag | None = None) -> list[Analysis]:
+        """Stage 1 for several images (cached), in order; the inversions of those not cached run batched, one
+        UNet call per step for images of the same size. Raises `Cancelled` if cancelled (the analyses finished
+        before that are in the cache)."""
+        return self._analyze([_load(image) for image in images], params or Stage1Params(), on_event, cancel)
+
+    def _analyze(self, loaded: list[Loaded], params: Stage1Params, on_event: EventCallback | None,
+                 cancel: CancelFlag | None) -> list[Analysis]:
         with out_of_memory_guard("the analysis"), torch.no_grad():
-            return analyze_image(self.models, picture, params, user_mask=mask, on_event=on_event, cancel=cancel,
-                                 cache=self.cache)
+            return analyze_images(self.models, loaded, params, on_event=on_event, cancel=cancel, cache=self.cache)
 
     def match(self, content: ImageRef, references: list[ImageRef], pins: list[Pin] | None = None,
               stage1: Stage1Params | None = None, params: MatchParams | None = None,
@@ -90,7 +95,7 @@ class Engine:
                ) -> tuple[MatchTable, Analysis, list[Analysis]]:
         """Stage 2 on images already opened (content first), so each file is decoded once per call."""
         model, processor = self.models.dinov2  # loaded, so checked, before the analyses
-        analyses = [self._analyze(item, stage1, on_event, cancel) for item in loaded]
+        analyses = self._analyze(loaded, stage1, on_event, cancel)
         alignment = resolved_alignment(params.sem_alignment, stage1.size_policy)
         with out_of_memory_guard("the matching"), torch.no_grad():
             tokens = [cached_dinov2_tokens(self.cache, self.models.model_id("dinov2"), model, processor, picture,
