@@ -18,7 +18,8 @@ from .cache import DiskCache, default_cache_dir
 from .device import device_summary, pick_device, pick_dtype
 from .errors import InvalidRequest
 from .images import load_image, pixel_sha256
-from .stage2.matching import apply_pins, match_regions
+from .stage2.matching import match_regions
+from .stage2.pins import apply_pins
 from .memory import out_of_memory_guard
 from .models import ModelBundle
 from .params import MatchParams, ModelSource, OutputParams, Stage1Params, Stage3Params, output_size, working_size

@@ -22,6 +22,7 @@ VAE_SCALING_FACTOR = 0.18215
 LATENT_FACTOR = 8  # pixels per latent cell (SD1.5's VAE downsamples by 8)
 
 SizePolicy = Literal["square", "aspect"]
+MAX_SIDE_RANGE = (512, 1024)  # the working size's long side a user may choose (aspect policy)
 
 # Region edits (engine/stage1/edits.py): a label PNG holds one grey value per region, 0 = keep the automatic map,
 # so a region id is at most 255; the window's brush covers 1..64 cells across, 3 by default.

@@ -20,7 +20,7 @@ from engine.draft import draft_available
 from engine.errors import ImageUnreadable
 from engine.images import load_image, pixel_sha256
 from engine.memory import cpu_speed_warning
-from engine.params import Stage1Params, settings_key
+from engine.params import OutputParams, Stage1Params, settings_key
 from engine.results import save_result
 from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
 from engine.wording import count
@@ -89,6 +89,7 @@ class Controller(QObject):
         self.engine, self.engine_error = engine, engine_error
         self.model_label = model_label
         self.stage1 = Stage1Params()  # SPEC defaults; one value for analyses, matching and runs (their cache key)
+        self.output = OutputParams()  # the result's size (Settings)
         self._match_timer = QTimer(self, singleShot=True, interval=MATCH_DELAY_MS)
         self._match_timer.timeout.connect(self.match_now)
         self.queue.step.connect(self._on_step)
@@ -272,8 +273,9 @@ class Controller(QObject):
             session.show_error(ErrorInfo("invalid_request", "No reference takes part in the run",
                                          "Check at least one reference in the gallery."), "run")
             return None
-        request = TransferRequest(ImageRef(session.content, region_edit=session.region_edit()), [self.gallery.image_ref(i) for i in ids],
-                                  session.engine_pins(ids), stage1=self.stage1, stage3=session.stage3())
+        request = TransferRequest(ImageRef(session.content, region_edit=session.region_edit()),
+                                  [self.gallery.image_ref(i) for i in ids], session.engine_pins(ids),
+                                  stage1=self.stage1, stage3=session.stage3(), output=self.output)
         context = {"ids": ids, "request": request, "started": time.monotonic()}
         job = self._submit("transfer", lambda engine, on_event, cancel: engine.transfer(
             request, on_event=on_event, cancel=cancel), self._finish_run, key=session.content_sha, context=context,
@@ -322,7 +324,8 @@ class Controller(QObject):
             random_weights=session.random_weights,
             final_loss=result.losses[-1].total if result.losses else None,
         )
-        save_result(session.run_folder / record.file, request, result, model=self.model_label)
+        save_result(session.run_folder / record.file, request, result, model=self.model_label,
+                    random_weights=session.random_weights)
         session.add_run(record)
         return record
 

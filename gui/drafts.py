@@ -22,21 +22,10 @@ from engine.results import save_png
 from engine.types import DraftRequest, ImageRef
 
 from .model.errors import ErrorInfo
+from .model.region_names import regions_text
 from .worker import Job, JobQueue
 
 DRAFT_DELAY_MS = 300
-QUICK_REGIONS = "quick regions"
-QUICK_REGIONS_LONG = "quick regions (a fast classical segmentation, not the method's regions)"
-
-
-def regions_text(draft, random_weights: bool) -> str:
-    """How the draft's regions and matches were found, in words; quick regions are always called so."""
-    if draft.region_source == "quick":
-        regions = QUICK_REGIONS_LONG
-    else:
-        regions = "the method's regions" + (" (from RANDOM-WEIGHT test models)" if random_weights else "")
-    matches = "quick matching" if draft.match_source == "quick" else "the method's matches"
-    return f"{regions}, references by {matches}"
 
 
 class DraftController(QObject):

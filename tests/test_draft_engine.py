@@ -128,14 +128,22 @@ def test_style_vectors_persist_on_disk(tmp_path, monkeypatch):
     (DraftParams(size=130), [], "multiple of 4"),
     (DraftParams(size=2048), [], "multiple of 4"),
     (DraftParams(strength=1.5), [], "Strength"),
-    (DraftParams(), [Pin(99, 0)], "Pinned region 99"),
-    (DraftParams(), [Pin(1, 5)], "Reference 5"),
+    (DraftParams(), [Pin(99, 0)], "content region 99, which does not exist"),
+    (DraftParams(), [Pin(1, 5)], "names reference 5, but there are 1 references"),
 ])
 def test_bad_requests_say_what_is_wrong(drafter, params, pins, message):
     labels = np.ones((8, 8), np.int64)
     with pytest.raises(InvalidRequest, match=message):
         drafter.draft(synthetic_photo(), [synthetic_painting(WARM)], params, labels=labels, assignment={1: 0},
                       pins=pins)
+
+
+@requires_draft
+def test_a_pin_to_a_missing_reference_region_is_refused_as_the_method_refuses_it(drafter):
+    labels = np.ones((8, 8), np.int64)
+    with pytest.raises(InvalidRequest, match=r"names region 7 of reference 0, which has regions \[1\]"):
+        drafter.draft(synthetic_photo(), [synthetic_painting(WARM)], DraftParams(size=64), labels=labels,
+                      assignment={1: 0}, pins=[Pin(1, 0, 7)], reference_labels=[labels])
 
 
 @requires_draft

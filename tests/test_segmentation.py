@@ -92,11 +92,12 @@ def test_second_analysis_is_a_cache_hit_keyed_by_pixels_not_path(bundle, image, 
 
 def test_cache_key_covers_pixels_models_settings_and_mask():
     base = dict(image_sha256="a", params=SMALL, sd_model_id="sd", depth_model_id="depth", mask_sha256=None,
-                device=torch.device("cpu"), dtype=torch.float32)
+                device=torch.device("cpu"), dtype=torch.float32, size=(128, 128))
     key = analysis_key(**base)
     for change in (dict(image_sha256="b"), dict(params=dataclasses.replace(SMALL, seed=1)),
                    dict(sd_model_id="other"), dict(depth_model_id="small"), dict(mask_sha256="m"),
-                   dict(dtype=torch.float16)):
+                   dict(dtype=torch.float16), dict(size=(128, 192)),
+                   dict(params=dataclasses.replace(SMALL, size_policy="square"))):
         assert analysis_key(**{**base, **change}) != key, change
     without_depth = dataclasses.replace(SMALL, use_depth=False)
     assert analysis_key(**{**base, "params": without_depth}) == \

@@ -34,6 +34,8 @@ from engine.types import Pin
 from .disk_errors import disk_error_info
 from .errors import ErrorInfo, document_problem
 from .properties import Property
+from .region_names import QUICK_REGIONS
+from .undo import PinRegion
 
 SESSION_VERSION = 1
 AUTOSAVE_MS = 1000
@@ -270,8 +272,6 @@ class Session(QObject):
 
     def pin(self, region: int, target: PinTarget | None) -> None:
         """Pin (or with None, unpin) a content region, undoably."""
-        from .undo import PinRegion
-
         if self.pins.get(region) != target:
             self.undo_stack.push(PinRegion(self, region, target, self.pins.get(region)))
 
@@ -357,7 +357,8 @@ class Session(QObject):
             self.pins_source = "method"
             self.pins_changed.emit()
             self.modified.emit("pins")
-            self.status = "The method's regions replaced the quick regions: pins made on quick regions were cleared"
+            self.status = (f"The method's regions replaced the {QUICK_REGIONS}: pins made on {QUICK_REGIONS} "
+                           "were cleared")
         self.regions_changed.emit()
 
     @Slot(object)
