@@ -35,7 +35,7 @@ from .disk_errors import disk_error_info
 from .errors import ErrorInfo, document_problem
 from .properties import Property
 from .region_names import QUICK_REGIONS
-from .undo import PinRegion
+from .undo import EditRegions, PinRegion
 
 SESSION_VERSION = 1
 AUTOSAVE_MS = 1000
@@ -320,8 +320,6 @@ class Session(QObject):
 
     def edit_regions(self, override: np.ndarray, text: str) -> None:
         """Apply a new override as one undoable step named `text` (nothing when it changes nothing)."""
-        from .undo import EditRegions
-
         old = self.region_override
         if old is None and not override.any() or old is not None and np.array_equal(old, override):
             return
