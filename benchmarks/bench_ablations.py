@@ -28,8 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository first
 
 from benchmarks.bench_stages import SD15_UNET  # noqa: E402
 from engine.stage3.attention import FeatureStore, capture_self_attention, forward_until_recorded  # noqa: E402

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -26,17 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository first
 
+from benchmarks.common import BENCH, FAMILIES, machine_line  # noqa: E402
 from engine.draft import Drafter  # noqa: E402
 from engine.draft.onnx_models import StyleNetworks  # noqa: E402
 from engine.images import load_image  # noqa: E402
 from engine.params import DraftParams  # noqa: E402
 from engine.types import Pin  # noqa: E402
 
-BENCH = ROOT.parent / "shared" / "benchmark"
-FAMILIES = ["VanGogh", "WaterColor", "Cubism", "InkWashPainting", "Fauvism"]
 
 
 def references(count: int, offset: int) -> list:
@@ -97,8 +94,7 @@ def main() -> int:
     # warm-up on an image not timed: first onnxruntime runs and library imports are one-offs per process
     Drafter(cache_dir=Path(tempfile.mkdtemp()), networks=networks).draft(contents[-1], references(1, 99))
 
-    print(f"# draft benchmark: {platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, onnxruntime CPU, "
-          f"threads={args.threads or 'default'}, load average at start {os.getloadavg()[0]:.1f}")
+    print(f"# draft benchmark: {machine_line()} at start, onnxruntime CPU, threads={args.threads or 'default'}")
     print(f"session load (both networks, once per process): {load:.2f} s\n")
     print("| size | refs | mode | passes | first draft (s) | CPU (s) | pin, new ref (s) | re-composite after pin (s) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")

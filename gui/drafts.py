@@ -32,6 +32,7 @@ from engine.results import save_png
 from engine.types import DraftRequest, ImageRef
 
 from .model.errors import ErrorInfo
+from .model.region_names import regions_text
 from .worker import GenerationWorker, Job
 
 log = logging.getLogger(__name__)
@@ -42,18 +43,6 @@ DRAFT_CLOSE_WAIT_S = 0.5  # closing the window waits at most this long for a run
 MAX_ABANDONED_DRAFTS = 2  # abandoned drafts still running; past this no draft starts until a restart
 STUCK_MESSAGE = ("Drafts stopped: earlier drafts never finished. Your work is unaffected and is saved; restart "
                  "StyleGallery to see drafts again.")
-QUICK_REGIONS = "quick regions"
-QUICK_REGIONS_LONG = "quick regions (a fast classical segmentation, not the method's regions)"
-
-
-def regions_text(draft, random_weights: bool) -> str:
-    """How the draft's regions and matches were found, in words; quick regions are always called so."""
-    if draft.region_source == "quick":
-        regions = QUICK_REGIONS_LONG
-    else:
-        regions = "the method's regions" + (" (from RANDOM-WEIGHT test models)" if random_weights else "")
-    matches = "quick matching" if draft.match_source == "quick" else "the method's matches"
-    return f"{regions}, references by {matches}"
 
 
 class DraftController(QObject):
@@ -78,7 +67,8 @@ class DraftController(QObject):
         self._give_up.timeout.connect(self._abandon)
         session = self.session
         for signal in (session.content_changed, session.analysis_changed, session.match_table_changed,
-                       session.draft_strength_changed, session.draft_preserve_colour_changed, self.gallery.changed,
+                       session.draft_strength_changed, session.draft_preserve_colour_changed,
+                       session.region_override_changed, self.gallery.changed,
                        self.gallery.analysis_changed):
             signal.connect(self.schedule)
         session.pins_changed.connect(self.schedule)
@@ -144,7 +134,8 @@ class DraftController(QObject):
             return None
         source = self.region_source(ids)
         # stage1: the analyses' own settings, so the method's regions come from the cache
-        request = DraftRequest(ImageRef(session.content), [self.gallery.image_ref(i) for i in ids],
+        edit = session.region_edit() if source == "method" else None  # an edit of the method's map only
+        request = DraftRequest(ImageRef(session.content, region_edit=edit), [self.gallery.image_ref(i) for i in ids],
                                session.engine_pins(ids, source), regions=source, stage1=self.controller.stage1,
                                draft=DraftParams(strength=session.draft_strength / 100,
                                                  preserve_colour=bool(session.draft_preserve_colour)))

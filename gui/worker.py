@@ -166,21 +166,19 @@ class JobQueue(QObject):
 
     @Slot(object, object)
     def _on_done(self, job: Job, result: Any) -> None:
-        self._finish(job)
-        if job.on_done is not None:
-            job.on_done(job, result)
-        self.done.emit(job, result)
+        self._outcome(job, result, job.on_done, self.done)
 
     @Slot(object, object)
     def _on_failed(self, job: Job, info: ErrorInfo) -> None:
-        self._finish(job)
-        if job.on_failed is not None:
-            job.on_failed(job, info)
-        self.failed.emit(job, info)
+        self._outcome(job, info, job.on_failed, self.failed)
 
     @Slot(object, object)
     def _on_cancelled(self, job: Job, partial: Any) -> None:
+        self._outcome(job, partial, job.on_cancelled, self.cancelled)
+
+    def _outcome(self, job: Job, value: Any, handler: JobHandler | None, signal: Signal) -> None:
+        """The job is finished: its own handler first, then the queue's signal (for whoever else listens)."""
         self._finish(job)
-        if job.on_cancelled is not None:
-            job.on_cancelled(job, partial)
-        self.cancelled.emit(job, partial)
+        if handler is not None:
+            handler(job, value)
+        signal.emit(job, value)

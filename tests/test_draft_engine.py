@@ -143,8 +143,8 @@ def test_style_vectors_persist_on_disk(tmp_path, monkeypatch):
     (DraftParams(size=130), [], "multiple of 4"),
     (DraftParams(size=2048), [], "multiple of 4"),
     (DraftParams(strength=1.5), [], "Strength"),
-    (DraftParams(), [Pin(99, 0)], "Pinned region 99"),
-    (DraftParams(), [Pin(1, 5)], "Reference 5"),
+    (DraftParams(), [Pin(99, 0)], "content region 99, which does not exist"),
+    (DraftParams(), [Pin(1, 5)], "names reference 5, but there are 1 references"),
 ])
 def test_bad_requests_say_what_is_wrong(drafter, params, pins, message):
     labels = np.ones((8, 8), np.int64)
@@ -165,13 +165,22 @@ def test_bad_label_maps_are_refused(drafter, labels, message):
 
 
 @requires_draft
+def test_a_pin_to_a_missing_reference_region_is_refused_as_the_method_refuses_it(drafter):
+    labels = np.ones((8, 8), np.int64)
+    with pytest.raises(InvalidRequest, match=r"names region 7 of reference 0, which has regions \[1\]"):
+        drafter.draft(synthetic_photo(), [synthetic_painting(WARM)], DraftParams(size=64), labels=labels,
+                      assignment={1: 0}, pins=[Pin(1, 0, 7)], reference_labels=[labels])
+
+
+@requires_draft
 @pytest.mark.parametrize("cores, sessions, spinning_off", [(2, 2, True), (2, 1, False), (16, 2, False)])
 def test_thread_spinning_is_off_when_two_sessions_share_two_cores(monkeypatch, cores, sessions, spinning_off):
     import onnxruntime
 
+    from engine import threads
     from engine.draft import onnx_models
 
-    monkeypatch.setattr(onnx_models, "usable_cores", lambda: cores)
+    monkeypatch.setattr(onnx_models, "current_policy", lambda: threads.plan_threads(cores))
     options = onnx_models.session_options(onnxruntime, sessions_in_process=sessions)
     try:
         value = options.get_session_config_entry("session.intra_op.allow_spinning")

@@ -243,3 +243,14 @@ def test_app_root_builds_the_models_without_a_window_and_keeps_preferences_in_qs
     assert again.draft_options() == (40, True) and again.cpu_warning_shown
     assert again.preferences() == Preferences(device="cpu", offline=True)
     assert not app.controller.queue._thread.isRunning()
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), RuntimeError("CUDA error: out of memory"),
+                                 RuntimeError("[enforce fail at alloc_cpu.cpp:114] DefaultCPUAllocator: not enough "
+                                              "memory: you tried to allocate 1073741824 bytes.")])
+def test_every_out_of_memory_the_engine_knows_is_shown_as_out_of_memory(exc):
+    """The window's error mapping and the engine's guard agree on what running out of memory looks like."""
+    from gui.model.errors import ErrorInfo
+
+    info = ErrorInfo.from_exception(exc)
+    assert info.kind == OutOfMemory.kind and info.hint

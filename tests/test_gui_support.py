@@ -84,7 +84,8 @@ class FakeEngine:
         """Quick regions: left and right halves (1, 2); method regions: the analysis'. Region r takes reference
         (r - 1) % n unless pinned. The image: the photo darkened by the strength."""
         from engine.draft import DraftResult
-        from engine.errors import Cancelled, InvalidRequest
+        from engine.errors import Cancelled
+        from engine.stage2.pins import pin_matches
 
         regions, params = request.regions, request.draft
         self.calls.append(f"draft {regions}")
@@ -103,11 +104,7 @@ class FakeEngine:
             labels = self.analyze(request.content).labels
         count = len(request.references)
         matches = {int(r): RegionMatch(int(r), (int(r) - 1) % count, None, 0.5) for r in np.unique(labels)}
-        for pin in request.pins:
-            if pin.content_region not in matches:
-                raise InvalidRequest(f"Pinned region {pin.content_region} is not a region of this draft")
-            matches[pin.content_region] = RegionMatch(pin.content_region, pin.style_index, pin.style_region, None,
-                                                      pinned=True)
+        matches = pin_matches(matches, request.pins, [None] * count)
         size, strength = params.size, params.strength
         image = (np.asarray(img.resize((size, size)), np.float32) * (1 - 0.5 * strength)).astype(np.uint8)
         self.drafts.append(request)

@@ -20,6 +20,7 @@ from ..cache import DiskCache, cache_key, default_cache_dir
 from ..errors import Cancelled, InvalidRequest
 from ..images import pixel_sha256
 from ..params import DRAFT_MAX_SIZE, DRAFT_MIN_SIZE, DraftParams, QuickRegionParams
+from ..stage2.pins import pin_matches
 from ..types import CancelFlag, EventCallback, Pin, RegionMatch, StepEvent
 from . import composite as comp
 from .labels import check_labels
@@ -264,18 +265,21 @@ class Drafter:
 
         ref_vectors = [self.style_vector(ref, key) for ref, key in zip(references, ref_keys)]
         t = lap("vectors", t)
-        unused: dict[int, str] = {}
+        unused: dict[int, str] = {}  # quick matching's reasons, for the references no region takes after pins
         if assignment is None:
             match_source = "quick"
             quick = self._quick_match(work, full, content_key, size, labels_key, references, ref_keys, ref_vectors,
                                       params)
-            matches = _apply_pins(quick.matches, pins, len(references))
-            used = {m.style_index for m in matches.values()}
-            unused = {ref: quick.unused.get(ref, "the regions quick matching gave it are pinned to other references")
-                      for ref in range(len(references)) if ref not in used}
+            matches, unused = quick.matches, quick.unused
         else:
             match_source = "method"
-            matches = _apply_pins(_given_matches(labels, assignment, len(references)), pins, len(references))
+            matches = _given_matches(labels, assignment, len(references))
+        regions_of = [None if ref_labels is None else np.unique(ref_labels).tolist()
+                      for ref_labels in reference_labels or [None] * len(references)]
+        matches = pin_matches(matches, pins, regions_of)  # the method's rule, checks and messages
+        used = {m.style_index for m in matches.values()}
+        unused = {ref: unused.get(ref, "the regions quick matching gave it are pinned to other references")
+                  for ref in range(len(references)) if ref not in used and match_source == "quick"}
         t = lap("match", t)
         emit(2, 4, "matches")
 
@@ -387,18 +391,6 @@ def _given_matches(labels: np.ndarray, assignment: Mapping[int, int | RegionMatc
         match = given if isinstance(given, RegionMatch) else RegionMatch(region, int(given), None, None)
         _check_reference(match.style_index, n_refs)
         matches[region] = match
-    return matches
-
-
-def _apply_pins(matches: dict[int, RegionMatch], pins: Sequence[Pin], n_refs: int) -> dict[int, RegionMatch]:
-    matches = dict(matches)
-    for pin in pins:
-        if pin.content_region not in matches:
-            raise InvalidRequest(f"Pinned region {pin.content_region} is not a region of this draft "
-                                 f"(regions: {sorted(matches)})")
-        _check_reference(pin.style_index, n_refs)
-        matches[pin.content_region] = RegionMatch(pin.content_region, pin.style_index, pin.style_region, None,
-                                                  pinned=True)
     return matches
 
 

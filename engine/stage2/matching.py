@@ -10,7 +10,6 @@ Every pair's scores are kept in the MatchTable so the GUI can show the runner-up
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from torch import nn
 from ..errors import InvalidRequest
 from ..params import LATENT_FACTOR, MatchParams
 from ..types import Analysis, MatchTable, PairScore, Pin, RegionMatch
+from .pins import apply_pins
 
 
 class _ResidualBlock(nn.Module):
@@ -281,30 +281,3 @@ def match_regions(content: Analysis, content_tokens: np.ndarray, references: Seq
                     best = pair
         matches[c_id] = RegionMatch(c_id, best.style_index, best.style_region, best.score)
     return apply_pins(MatchTable(pairs, matches, params), pins)
-
-
-def apply_pins(table: MatchTable, pins: Iterable[Pin]) -> MatchTable:
-    """A new table where each pinned content region takes its pinned (reference, region); later pins win.
-
-    `style_region` None pins the whole reference (a style mask of all ones). Unknown ids raise InvalidRequest.
-    """
-    regions_of: dict[int, set[int]] = {}
-    scores = {}
-    for pair in table.pairs:
-        regions_of.setdefault(pair.style_index, set()).add(pair.style_region)
-        scores[pair.content_region, pair.style_index, pair.style_region] = pair.score
-    matches = dict(table.matches)
-    for pin in pins:
-        if pin.content_region not in matches:
-            raise InvalidRequest(f"Pin for content region {pin.content_region}, which does not exist "
-                                 f"(content regions: {sorted(matches)})")
-        if pin.style_index not in regions_of:
-            raise InvalidRequest(f"Pin for content region {pin.content_region} names reference {pin.style_index}, "
-                                 f"but there are {len(regions_of)} references (0..{len(regions_of) - 1})")
-        if pin.style_region is not None and pin.style_region not in regions_of[pin.style_index]:
-            raise InvalidRequest(f"Pin for content region {pin.content_region} names region {pin.style_region} of "
-                                 f"reference {pin.style_index}, which has regions {sorted(regions_of[pin.style_index])}")
-        score = scores.get((pin.content_region, pin.style_index, pin.style_region))
-        matches[pin.content_region] = RegionMatch(pin.content_region, pin.style_index, pin.style_region, score,
-                                                  pinned=True)
-    return dataclasses.replace(table, matches=dict(sorted(matches.items())))

@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from engine.errors import StyleGalleryError
+from engine.errors import OutOfMemory, StyleGalleryError
+from engine.memory import is_out_of_memory
 from engine.persistence import LoadedDocument
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,7 @@ class ErrorInfo:
         """Typed engine errors keep their kind and hint; anything else is logged with its traceback."""
         if isinstance(exc, StyleGalleryError):
             return cls(exc.kind, exc.message, exc.hint)
-        if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
-            from engine.errors import OutOfMemory
-
+        if is_out_of_memory(exc):  # the engine's guard turns these into OutOfMemory; this catches the rest
             return cls(OutOfMemory.kind, f"Out of memory: {exc}".strip(), OutOfMemory.hint)
         log.error("unexpected error", exc_info=exc)
         return cls("internal", f"Error: {type(exc).__name__}: {exc}",

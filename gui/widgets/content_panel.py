@@ -8,11 +8,12 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayo
 from engine.wording import count
 from engine.errors import StyleGalleryError
 
-from ..drafts import QUICK_REGIONS_LONG
 from ..model.errors import ErrorInfo
 from ..model.properties import bind
+from ..model.region_names import QUICK_REGIONS_LONG, region_noun
 from ..model.session import Session
 from .images import load_qimage
+from .region_tools import RegionTools
 from .region_view import RANDOM_WEIGHTS_NOTE, RegionView
 
 
@@ -39,8 +40,10 @@ class ContentPanel(QWidget):
         row.addWidget(self.opacity_slider)
         row.addStretch(1)
         row.addWidget(self.info)
+        self.tools = RegionTools(session, self.view, self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tools.toolbar)
         layout.addWidget(self.view, 1)
         layout.addLayout(row)
 
@@ -81,8 +84,7 @@ class ContentPanel(QWidget):
             note = RANDOM_WEIGHTS_NOTE
         self.view.set_note(note)
         regions = len(self.session.region_shares())
-        kind = "quick region" if source == "quick" else "region"
-        self.info.setText("" if labels is None else f"{count(regions, kind)} · click one to pin it")
+        self.info.setText("" if labels is None else f"{count(regions, region_noun(source))} · click one to pin it")
 
     @Slot()
     def _overlay_changed(self) -> None:

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QVBoxLayout,
                                QWidget)
 
-from ..drafts import QUICK_REGIONS, regions_text
+from ..model.region_names import QUICK_REGIONS, regions_text
 from ..model.properties import bind
 from ..model.session import Session
 from .images import qimage_from_array

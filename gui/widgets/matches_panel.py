@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
 from engine.errors import StyleGalleryError
 from engine.wording import count
 
+from ..model.region_names import QUICK_REGIONS
 from ..model.session import PinTarget, Session
 from .images import load_qimage, region_color
 from .region_view import RANDOM_WEIGHTS_NOTE, RegionView
@@ -17,8 +18,8 @@ from .region_view import RANDOM_WEIGHTS_NOTE, RegionView
 MAX_CANDIDATES = 8  # region candidates offered per row, best first (whole references are always offered)
 AUTO = "Auto (best match)"
 PIN_HINT = "Click a photo region, then a reference (or one of its regions) to pin it."
-QUICK_HINT = ("Quick regions (draft) until the photo is analysed: pin a region to a whole reference to steer the "
-              "draft. These pins are cleared when the method's regions arrive.")
+QUICK_HINT = (f"{QUICK_REGIONS.capitalize()} (draft) until the photo is analysed: pin a region to a whole reference "
+              "to steer the draft. These pins are cleared when the method's regions arrive.")
 
 
 def swatch(region: int | None) -> QIcon:
