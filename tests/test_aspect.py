@@ -13,11 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.params import (MatchParams, OutputParams, Stage1Params, Stage3Params, output_size,
+from engine.params import (DraftParams, MatchParams, OutputParams, Stage1Params, Stage3Params, output_size,
                            working_size)
 from engine.resample import guided_resample
 from engine.stage2.matching import circle_iou, position_iou, region_geometry, token_grid_of
-from engine.types import ImageRef, TransferRequest
+from engine.types import DraftRequest, ImageRef, TransferRequest
 
 SMALL = Stage1Params(image_size=128, inversion_steps=3, k_max=4, kmeans_restarts=2, pca_components=8)
 SHORT = Stage3Params(steps=2, preview_every=1)
@@ -163,8 +163,8 @@ def test_draft_of_a_non_square_photo_uses_the_methods_regions(tiny_engine, photo
     from engine.draft import DraftUnavailable
 
     try:
-        draft = tiny_engine.draft(ImageRef(photos["landscape"]), [ImageRef(photos["reference"])], size=128,
-                                  regions="method", stage1=SMALL)
+        draft = tiny_engine.draft(DraftRequest(ImageRef(photos["landscape"]), [ImageRef(photos["reference"])],
+                                               regions="method", stage1=SMALL, draft=DraftParams(size=128)))
     except DraftUnavailable:
         pytest.skip("the draft extra is not installed")
     assert draft.region_source == "method"
