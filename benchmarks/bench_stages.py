@@ -1,6 +1,7 @@
 """Stage timings on the full-size SD1.5 architecture with RANDOM weights (same arithmetic as the real model).
 
     python benchmarks/bench_stages.py [--device auto] [--size N] [--steps N] [--refs 1 3 5] [--json out.json]
+    python benchmarks/bench_stages.py --working-sizes 512x512 512x768 [--steps 1] [--refs 5]   # per working size
 
 Builds UNet2DConditionModel / AutoencoderKL / CLIPTextModel (and DINOv2-base, optionally Depth Anything V2) from
 SD1.5's real config values, saves them as diffusers/transformers folders and loads them back through
@@ -45,7 +46,7 @@ from benchmarks.model_folders import (DEPTH_PROCESSOR, DINOV2_PROCESSOR, SD15_MO
                                       save_json, write_tokenizer)
 from benchmarks.reference_stage3 import reference_stylize  # noqa: E402
 from engine.device import DTYPES, pick_device  # noqa: E402
-from engine.images import load_image, resize_to_square  # noqa: E402
+from engine.images import load_image, resize_to  # noqa: E402
 from engine.stage1.inversion import encode_latent  # noqa: E402
 from engine.stage2.matching import match_regions  # noqa: E402
 from engine.models import SD15_DDIM_CONFIG, ModelBundle  # noqa: E402
@@ -181,6 +182,36 @@ def synthetic_scene(content_latent, content_c15, ref_latents: list, grid: int, p
     return StyleInputs(content_latent, content_labels, content_c15), refs, matches
 
 
+def bench_working_sizes(sd, embeds, sizes: list[str], steps: int, refs: int, device: torch.device) -> list[dict]:
+    """Per working size: engine stage 3 (seconds per step after an untimed warm step, peak memory) on random latents
+    of that size for the content and `refs` references (synthetic bands and halves as above), and the VAE decode."""
+    rows = []
+    baseline = _rss() if device.type != "cuda" else torch.cuda.memory_allocated(device)
+    for text in sizes:
+        width, height = (int(v) for v in text.lower().split("x"))
+        grid = (height // 8, width // 8)
+        generator = torch.Generator().manual_seed(0)
+        latents = [torch.randn(4, *grid, generator=generator).numpy() for _ in range(refs + 2)]
+        bands = np.repeat((np.arange(grid[0]) * 4 // grid[0] + 1)[:, None], grid[1], axis=1)
+        halves = np.ones(grid, np.int64)
+        halves[:, grid[1] // 2:] = 2
+        matches = {i: RegionMatch(i, (i - 1) % refs, (i - 1) % 2 + 1, None) for i in range(1, 5)}
+        scene = (StyleInputs(latents[0], bands, latents[1]), [StyleInputs(z, halves) for z in latents[2:]], matches)
+        params = Stage3Params(steps=steps, preview_every=0)
+        stylize(sd, embeds, *scene, dataclasses.replace(params, steps=1))  # untimed warm step
+        _, cost = timed(device, lambda: stylize(sd, embeds, *scene, params))
+        _, decode = timed(device, lambda: decode_latent(sd.vae, torch.zeros(1, 4, *grid, device=device)))
+        per_step = (cost["seconds"] - decode["seconds"]) / steps
+        row = {"size": [width, height], "refs": refs, "steps": steps, "stage3": cost, "decode": decode,
+               "per_step_s": per_step, "cpu_per_step_s": (cost["cpu_s"] - decode["cpu_s"]) / steps,
+               "peak_over_start_bytes": cost["peak_bytes"] - baseline}
+        rows.append(row)
+        print(f"{width}x{height}, {refs} refs: {per_step:.1f} s/step (CPU {row['cpu_per_step_s']:.1f} s), decode "
+              f"{decode['seconds']:.1f} s, peak {cost['peak_bytes'] / 2**30:.2f} GiB "
+              f"({row['peak_over_start_bytes'] / 2**30:+.2f} GiB over the loaded models)")
+    return rows
+
+
 def relative_l2(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
@@ -198,6 +229,9 @@ def main() -> int:
     parser.add_argument("--cache-gb", type=float, default=64.0, help="FeatureCache memory budget")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--json", type=Path, default=Path("bench_stages.json"))
+    parser.add_argument("--working-sizes", nargs="+", metavar="WxH",
+                        help="only time engine stage-3 steps (and the decode) at these working sizes, content and "
+                             "every reference at that size, max(--refs) references")
     args = parser.parse_args()
 
     device = pick_device(args.device)
@@ -228,7 +262,11 @@ def main() -> int:
         report["build_and_load_s"] = time.perf_counter() - start
     print(f"models built, saved and loaded through engine.models in {report['build_and_load_s']:.0f} s")
 
-    stage1 = Stage1Params(image_size=size, use_depth=depth != "none")
+    if args.working_sizes:
+        report["sizes"] = bench_working_sizes(sd, embeds, args.working_sizes, args.steps or 1, max(ref_counts), device)
+        args.json.write_text(json.dumps(report, indent=2))
+        return 0
+    stage1 = Stage1Params(size_policy="square", image_size=size, use_depth=depth != "none")
     images = photos(max(ref_counts))
     analyses = []
     for i, image in enumerate(images):
@@ -239,7 +277,7 @@ def main() -> int:
                   f"{cost['peak_bytes'] / 2**30:.2f} GiB, {len(np.unique(analysis.labels))} regions")
         else:
             with torch.no_grad():
-                latent = encode_latent(sd.vae, resize_to_square(image, size))[0].cpu().numpy()
+                latent = encode_latent(sd.vae, resize_to(image, (size, size)))[0].cpu().numpy()
             analysis = dataclasses.replace(analyses[0], vae_latent=latent)
         analyses.append(analysis)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from engine.errors import Cancelled, StyleGalleryError, describe_os_error
@@ -85,18 +86,22 @@ def add_engine_args(parser) -> None:
     group.add_argument("--no-cache", action="store_true", help="recompute everything, even if a cached result exists")
 
 
-WORKING_SIZE_STEP = 64  # the UNet halves the latent three times: a side of the working picture is a multiple of 64
+MAX_WORKING_SIZE = 2048  # a sanity bound for the option, far above what fits a consumer GPU
 
 
 def working_size(text: str) -> int:
-    """--working-size: a multiple of 64 from 64 to 2048."""
+    """--working-size: a multiple of Stage1Params.size_multiple (the UNet halves the latent three times), up to
+    MAX_WORKING_SIZE."""
+    from engine.params import Stage1Params
+
+    step = Stage1Params().size_multiple
     try:
         value = int(text)
     except ValueError:
         value = 0
-    if not (WORKING_SIZE_STEP <= value <= 2048 and value % WORKING_SIZE_STEP == 0):
-        raise argparse.ArgumentTypeError(f"working size {text!r} is not a multiple of {WORKING_SIZE_STEP} "
-                                         "from 64 to 2048")
+    if not (step <= value <= MAX_WORKING_SIZE and value % step == 0):
+        raise argparse.ArgumentTypeError(f"working size {text!r} is not a multiple of {step} from {step} to "
+                                         f"{MAX_WORKING_SIZE}")
     return value
 
 
@@ -106,8 +111,78 @@ def add_working_size_arg(parser) -> None:
     from engine.params import Stage1Params
 
     parser.add_argument("--working-size", type=working_size, default=Stage1Params().image_size, metavar="PIXELS",
-                        help="side of the picture the method works at (a multiple of 64); smaller is faster and "
-                             "needs less memory, with coarser regions")
+                        help="the method works at about PIXELS x PIXELS of area in the photo's shape (the side of "
+                             "the square with --size-policy square; a multiple of 64); smaller is faster and needs "
+                             "less memory, with coarser regions")
+
+
+def add_size_args(parser, output: bool = False) -> None:
+    """The working size (--size-policy, --max-side) and, for commands that write a result, its size and way."""
+    from engine.params import MAX_SIDE_RANGE, OutputParams, Stage1Params
+
+    stage1, out = Stage1Params(), OutputParams()
+    group = parser.add_argument_group("size")
+    group.add_argument("--size-policy", choices=["aspect", "square"], default=stage1.size_policy,
+                       help="aspect: the method works at the photo's aspect ratio, about 512x512 of area (default); "
+                            "square: the authors' 512x512 resize (the photo is squashed)")
+    group.add_argument("--max-side", type=int, default=stage1.max_side, metavar="PX",
+                       help=f"longest side of the working size under --size-policy aspect, {MAX_SIDE_RANGE[0]}-"
+                            f"{MAX_SIDE_RANGE[1]}, a multiple of {stage1.size_multiple} (default {stage1.max_side})")
+    if output:
+        group.add_argument("--output-size", default="photo", metavar="photo|working|PX",
+                           help=f"the result's size: the photo's own (default, long side at most {out.max_side}), "
+                                "the method's working size, or a long side in pixels (never more than the photo's)")
+        group.add_argument("--upscale", choices=["auto", "refine", "fast"], default=out.upscale,
+                           help="how the result reaches the photo's size: refine continues the optimisation on a "
+                                "larger grid (a GPU's job), fast resamples guided by the photo; auto = refine on "
+                                "CUDA, fast otherwise")
+
+
+def size_params(args) -> dict:
+    """Stage1Params fields from `add_size_args` options (raises InvalidRequest on a bad value)."""
+    from engine.errors import InvalidRequest
+    from engine.params import MAX_SIDE_RANGE, Stage1Params
+
+    multiple = Stage1Params().size_multiple
+    if not MAX_SIDE_RANGE[0] <= args.max_side <= MAX_SIDE_RANGE[1] or args.max_side % multiple:
+        raise InvalidRequest(f"--max-side must be a multiple of {multiple} from {MAX_SIDE_RANGE[0]} to "
+                             f"{MAX_SIDE_RANGE[1]}, got {args.max_side}")
+    return {"size_policy": args.size_policy, "max_side": args.max_side}
+
+
+def output_params(args):
+    """OutputParams from `add_size_args(output=True)` options (raises InvalidRequest on a bad size)."""
+    from engine.errors import InvalidRequest
+    from engine.params import OutputParams
+
+    size = args.output_size
+    if size not in ("photo", "working"):
+        if not size.isdigit() or int(size) < 16:
+            raise InvalidRequest(f"--output-size must be photo, working or a long side of at least 16 pixels, "
+                                 f"got {size!r}")
+        size = int(size)
+    return OutputParams(size=size, upscale=args.upscale)
+
+
+def add_mask_arg(parser) -> None:
+    """--mask: a hand edit of the content's regions, applied to stage 1's final map (engine/stage1/edits.py)."""
+    parser.add_argument("--mask", type=Path, default=None, metavar="LABELS.png",
+                        help="your own regions on top of the automatic ones: a label PNG at the photo's size or the "
+                             "working size, one grey value per region (0 = keep the automatic region; the window's "
+                             "export), or analyze --mask's colours (black = keep)")
+
+
+def content_ref(path: Path, mask: Path | None, stage1):
+    """The content ImageRef with --mask read as a region edit: the photo and the mask are opened (and refused with a
+    readable error for a wrong size or too many labels) before any model loads."""
+    from engine.images import load_image
+    from engine.stage1.edits import read_label_png
+    from engine.types import ImageRef
+
+    if mask is None:
+        return ImageRef(path)
+    photo = load_image(path)
+    return ImageRef(path, region_edit=read_label_png(load_image(mask), photo.size, stage1))
 
 
 def engine_from_args(args):

@@ -74,6 +74,7 @@ class App(QObject):
         if engine is None:
             self.controller.engine, self.controller.engine_error = make_engine(
                 prefs, self.default_cache(), self.controller.engine_event)
+        self._apply_sizes(prefs)
         self.session.draft_strength, self.session.draft_preserve_colour = settings.draft_options()
         for signal in (self.session.draft_strength_changed, self.session.draft_preserve_colour_changed):
             signal.connect(self._draft_options_changed)
@@ -94,7 +95,12 @@ class App(QObject):
         self.settings.set_preferences(prefs)
         engine, error = make_engine(prefs, self.default_cache(), self.controller.engine_event)
         self.session.show_error(None, "models")  # the old models' problems; the new ones report their own
+        self._apply_sizes(prefs)
         self.controller.use_engine(engine, model_label(prefs), random_weights(prefs.model_source()), error)
+
+    def _apply_sizes(self, prefs: Preferences) -> None:
+        """The working size and the result's size the controller's jobs use."""
+        self.controller.stage1, self.controller.output = prefs.stage1(self.controller.stage1), prefs.output()
 
     def diagnostics(self) -> str:
         """Versions, device and settings (local paths redacted), for a bug report."""

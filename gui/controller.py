@@ -20,12 +20,13 @@ from engine.draft import draft_available
 from engine.errors import ImageUnreadable
 from engine.images import load_image, pixel_sha256
 from engine.memory import cpu_speed_warning
-from engine.params import Stage1Params, settings_key
+from engine.params import OutputParams, Stage1Params, settings_key
 from engine.results import save_result
 from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
 from engine.wording import count
 
 from .drafts import DraftController
+from .gallery_analysis import GalleryAnalysis
 from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .model.gallery import Gallery
@@ -89,6 +90,7 @@ class Controller(QObject):
         self.engine, self.engine_error = engine, engine_error
         self.model_label = model_label
         self.stage1 = Stage1Params()  # SPEC defaults; one value for analyses, matching and runs (their cache key)
+        self.output = OutputParams()  # the result's size (Settings)
         self._match_timer = QTimer(self, singleShot=True, interval=MATCH_DELAY_MS)
         self._match_timer.timeout.connect(self.match_now)
         self.queue.step.connect(self._on_step)
@@ -96,10 +98,12 @@ class Controller(QObject):
         self.queue.busy_changed.connect(self._busy_changed)
         self.queue.failed.connect(self._on_failed)
         self.gallery.changed.connect(self.schedule_match)
+        self.session.region_override_changed.connect(self._regions_edited)
         self.gallery.problem.connect(lambda info: self.session.show_error(info, "gallery"))
         self.gallery.changed.connect(self._gallery_saved)
         self.gallery.save_failed.connect(self._gallery_save_failed)
         self.drafts = DraftController(self, self)
+        self.gallery_analysis = GalleryAnalysis(self, self)
         self.session.random_weights = random_weights
         if gallery.load_error is not None:
             session.show_error(gallery.load_error, "gallery")
@@ -120,7 +124,8 @@ class Controller(QObject):
         self.drafts.engine_changed()
 
     def start(self) -> None:
-        """Ask for the device summary, then analyse the open content and every reference (cached by the engine)."""
+        """Ask for the device summary, analyse the open content and the references its runs use now, and the rest
+        of the gallery in the background (`GalleryAnalysis`; everything is cached by the engine)."""
         self.model_changed.emit(self.model_label)
         if self.engine is None:
             self.session.show_error(self.engine_error, "models")
@@ -128,9 +133,16 @@ class Controller(QObject):
         self._submit("device", lambda engine, on_event, cancel: engine.device_summary(), self._device_known)
         if self.session.content is not None:
             self._analyze_content()
-        for ref in self.gallery.references:
-            if not self.gallery.is_missing(ref.id):
-                self._analyze_reference(ref.id)
+        present = [r.id for r in self.gallery.references if not self.gallery.is_missing(r.id)]
+        used = set(self.participants())
+        for ref_id in present:
+            if ref_id in used:
+                self._analyze_reference(ref_id)
+        self.gallery_analysis.start([ref_id for ref_id in present if ref_id not in used])
+
+    def stop_gallery_analysis(self) -> None:
+        """Stop analysing the unused references (the next start resumes where this stopped)."""
+        self.gallery_analysis.stop()
 
     def save_all(self) -> list[str]:
         """Write the session and any gallery change not yet written; what could not be saved, in words."""
@@ -142,6 +154,7 @@ class Controller(QObject):
     def shutdown(self) -> None:
         """Stop both threads (they stop at their next cancel check) and save."""
         self._match_timer.stop()
+        self.gallery_analysis.stop()
         self.drafts.shutdown()
         self.queue.shutdown()
         self.session.save()
@@ -192,7 +205,7 @@ class Controller(QObject):
         return ref_id
 
     def remove_reference(self, ref_id: str) -> None:
-        self.queue.cancel("analyze_reference", ref_id)
+        self.queue.cancel(key=ref_id)  # its foreground or background analysis
         self.gallery.remove(ref_id)
 
     @Slot(object)
@@ -224,6 +237,13 @@ class Controller(QObject):
         return ids + [i for i in dict.fromkeys(pinned) if i not in ids]
 
     @Slot()
+    def _regions_edited(self) -> None:
+        """The matches were made on the map before the edit: match again on the edited one (the references stay, so
+        the draft keeps the method's regions meanwhile)."""
+        self.session.match_table = None
+        self.schedule_match()
+
+    @Slot()
     def schedule_match(self) -> None:
         self._match_timer.start()
 
@@ -242,7 +262,7 @@ class Controller(QObject):
         if any(self.gallery.analysis(i) is None for i in ids):
             return  # the last reference analysis to finish schedules the match again
         self.queue.cancel("match")
-        content = ImageRef(self.session.content)
+        content = ImageRef(self.session.content, region_edit=self.session.region_edit())
         refs = [self.gallery.image_ref(i) for i in ids]
         self.session.status = "Matching regions…"
         stage1 = self.stage1
@@ -264,8 +284,9 @@ class Controller(QObject):
             session.show_error(ErrorInfo("invalid_request", "No reference takes part in the run",
                                          "Check at least one reference in the gallery."), "run")
             return None
-        request = TransferRequest(ImageRef(session.content), [self.gallery.image_ref(i) for i in ids],
-                                  session.engine_pins(ids), stage1=self.stage1, stage3=session.stage3())
+        request = TransferRequest(ImageRef(session.content, region_edit=session.region_edit()),
+                                  [self.gallery.image_ref(i) for i in ids], session.engine_pins(ids),
+                                  stage1=self.stage1, stage3=session.stage3(), output=self.output)
         context = {"ids": ids, "request": request, "started": time.monotonic()}
         job = self._submit("transfer", lambda engine, on_event, cancel: engine.transfer(
             request, on_event=on_event, cancel=cancel), self._finish_run, key=session.content_sha, context=context,
@@ -314,7 +335,8 @@ class Controller(QObject):
             random_weights=session.random_weights,
             final_loss=result.losses[-1].total if result.losses else None,
         )
-        save_result(session.run_folder / record.file, request, result, model=self.model_label)
+        save_result(session.run_folder / record.file, request, result, model=self.model_label,
+                    random_weights=session.random_weights)
         session.add_run(record)
         return record
 
@@ -326,6 +348,8 @@ class Controller(QObject):
     @Slot(object, object)
     def _on_step(self, job: Job | None, event: StepEvent) -> None:
         session = self.session
+        if job is not None and job.kind == "analyze_gallery":
+            return  # background work: its progress is the gallery's, not the status bar's
         if job is not None and job.kind == "transfer" and event.stage == "transfer":
             session.progress = (event.step, event.total)
             if event.loss is not None:
@@ -376,11 +400,13 @@ class Controller(QObject):
     @Slot(object, object)
     def _on_failed(self, job: Job, info: ErrorInfo) -> None:
         """What every failure shows (after the job's own `on_failed`): a missing model explains the drafts-only state."""
+        topic = JOB_TOPICS.get(job.kind, "")
         if info.kind == "model_missing":
             info = draft_only_info(info, self.drafts.unavailable is None and draft_available()[0])
             self.session.models_missing = True
+            topic = "models"
         self.session.status = info.message
-        self.session.show_error(info, "models" if self.session.models_missing else JOB_TOPICS.get(job.kind, ""))
+        self.session.show_error(info, topic)
 
     def _run_failed(self, job: Job, info: ErrorInfo) -> None:
         self._run_stopped()

@@ -1,5 +1,5 @@
-"""Preferences in QSettings (model source, device, precision, cache folder, draft options, one-time notices,
-window geometry).
+"""Preferences in QSettings (model source, device, precision, cache folder, working and result size, draft options,
+one-time notices, window geometry).
 
 Documents (gallery, pins, history) are not preferences: they live as JSON in the data folder. Every value is read
 through `AppSettings.read`, which converts it to the default's type and checks it: QSettings hands back strings
@@ -9,19 +9,23 @@ the default with a warning in the log instead of turning silently into 0 or Fals
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, TypeVar
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
-from engine.params import ModelSource
+from engine.params import MAX_SIDE_RANGE, ModelSource, OutputParams, Stage1Params
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEVICES = ("auto", "cuda", "cpu")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+SIZE_POLICIES = ("aspect", "square")
+MAX_SIDES = tuple(range(MAX_SIDE_RANGE[0], MAX_SIDE_RANGE[1] + 1, Stage1Params.size_multiple))
+OUTPUT_SIZES = ("photo", "working", str(OutputParams.max_side // 2), str(OutputParams.max_side))  # or a long side
+UPSCALES = ("auto", "refine", "fast")
 _BOOL_TEXT = {"true": True, "1": True, "false": False, "0": False}
 _INVALID = object()
 
@@ -37,9 +41,22 @@ class Preferences:
     device: str = "auto"
     precision: str = "auto"
     cache_dir: str = ""  # empty: <data folder>/cache
+    size_policy: str = Stage1Params.size_policy
+    max_side: int = Stage1Params.max_side
+    output_size: str = "photo"
+    upscale: str = OutputParams.upscale
 
     def model_source(self) -> ModelSource:
         return ModelSource(sd=self.sd, dinov2=self.dinov2, depth=self.depth, offline=self.offline)
+
+    def stage1(self, base: Stage1Params) -> Stage1Params:
+        """`base` with the working size chosen here."""
+        return replace(base, size_policy=self.size_policy, max_side=self.max_side)
+
+    def output(self) -> OutputParams:
+        """The result's size and the way there."""
+        size = int(self.output_size) if self.output_size.isdigit() else self.output_size
+        return OutputParams(size=size, upscale=self.upscale)
 
 
 def data_folder() -> Path:
@@ -83,7 +100,9 @@ def _convert(raw: object, kind: type) -> object:
 
 # Which stored preferences are usable beyond their type (model sources must name something).
 _PREFERENCE_CHECKS: dict[str, Callable[[object], bool]] = {
-    "sd": bool, "dinov2": bool, "depth": bool, "device": DEVICES.__contains__, "precision": PRECISIONS.__contains__}
+    "sd": bool, "dinov2": bool, "depth": bool, "device": DEVICES.__contains__, "precision": PRECISIONS.__contains__,
+    "size_policy": SIZE_POLICIES.__contains__, "max_side": MAX_SIDES.__contains__,
+    "output_size": OUTPUT_SIZES.__contains__, "upscale": UPSCALES.__contains__}
 
 
 class AppSettings:

@@ -62,10 +62,11 @@ def test_analyze_writes_overlay_labels_and_summary(tmp_path, tiny_models_dir, ca
     labels = np.load(out / "photo_labels.npy")
     summary = json.loads((out / "photo_regions.json").read_text())
     overlay = Image.open(out / "photo_regions.png")
-    assert labels.shape == (64, 64) and overlay.size == (512, 512) and overlay.mode == "RGB"
+    # a 100 x 80 photo: the working size keeps its aspect at about 512 x 512 of area (576 x 448, grid 56 x 72)
+    assert labels.shape == (56, 72) and overlay.size == (576, 448) and overlay.mode == "RGB"
     assert {r["id"]: r["pixels"] for r in summary["regions"]} == \
         {int(i): int(c) for i, c in zip(*np.unique(labels, return_counts=True))}
-    assert sum(r["pixels"] for r in summary["regions"]) == 64 * 64
+    assert sum(r["pixels"] for r in summary["regions"]) == 56 * 72
     assert summary["depth"] is True and summary["chosen_k"] in (2, 3)
     assert "analyze" in capsys.readouterr().err  # the progress bar
 
@@ -74,7 +75,7 @@ def test_analyze_writes_overlay_labels_and_summary(tmp_path, tiny_models_dir, ca
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--mask", str(bad_mask)])
     assert exit_info.value.code == 2
-    assert "512x512" in capsys.readouterr().err
+    assert "576x448 or 100x80" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("problem", ["out is a file", "cache is a file"])

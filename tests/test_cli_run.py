@@ -53,8 +53,9 @@ def test_run_writes_image_and_details(tiny_model_source, tiny_cache_dir, sample_
                       *engine_args(tiny_model_source, tiny_cache_dir)])
     assert code == 0
     image = Image.open(out)
-    assert image.size == (WORKING_SIZE, WORKING_SIZE)
+    assert image.size == Image.open(sample_images["content"]).size  # the photo's own size
     metadata = json.loads(image.text["stylegallery"])
+    assert metadata["working_size"] == [WORKING_SIZE, WORKING_SIZE]  # square photo: square working size
     assert metadata["pins"] == [{"content_region": 1, "style_index": 1, "style_region": None}]
     assert metadata["random_weights"] is True and metadata["partial"] is False  # tiny models: labelled as such
     details = json.loads(out.with_suffix(".json").read_text())["data"]

@@ -23,8 +23,10 @@ def request(images, pins=(), steps: int = 2) -> TransferRequest:
 def test_transfer_runs_all_stages(tiny_engine, sample_images):
     events: list[StepEvent] = []
     result = tiny_engine.transfer(request(sample_images), on_event=events.append)
-    assert result.image.shape == (512, 512, 3) and result.image.dtype == np.uint8
-    assert result.latent.shape == (4, 64, 64)
+    # the 96 x 96 photo: stage 3 at 512 x 512, the result at the photo's own size (never enlarged past it)
+    assert result.image.shape == (96, 96, 3) and result.image.dtype == np.uint8
+    assert result.latent.shape == (4, 64, 64) and result.working_size == (512, 512)
+    assert result.output_size == (96, 96) and result.upscale == "none"
     assert not result.cancelled and result.steps_done == result.steps_total == 2
     assert [loss.step for loss in result.losses] == [0, 1]
     content = tiny_engine.analyze(ImageRef(sample_images["content"]))
@@ -57,7 +59,7 @@ def test_cancel_returns_partial_result(tiny_engine, sample_images):
     result = tiny_engine.transfer(request(sample_images, steps=5), on_event=on_event, cancel=cancel)
     assert result.cancelled
     assert 1 <= result.steps_done < 5 and result.steps_total == 5
-    assert result.image.shape == (512, 512, 3)
+    assert result.image.shape == (96, 96, 3)
 
 
 def test_no_reference_is_a_clear_error(tiny_engine, sample_images):

@@ -246,6 +246,28 @@ def test_settings_dialog_and_switching_models(make_window, qtbot, tmp_path):
     wait_idle(qtbot, window)
 
 
+def test_size_settings_persist_and_reach_the_runs(make_window, qtbot, tmp_path):
+    from gui.settings import Preferences
+    from gui.widgets.settings_dialog import SettingsDialog
+
+    window = make_window()
+    assert (window.controller.stage1.size_policy, window.controller.output.size) == ("aspect", "photo")
+    dialog = SettingsDialog(Preferences(), str(tmp_path / "cache"), window)
+    qtbot.addWidget(dialog)
+    for box, value in ((dialog.size_policy, "square"), (dialog.max_side, 1024), (dialog.output_size, "working"),
+                       (dialog.upscale, "fast")):
+        box.setCurrentIndex(box.findData(value))
+    prefs = dialog.preferences()
+    window.app.settings.set_preferences(prefs)
+    wait_idle(qtbot, window)
+    window.close()
+    again = make_window()  # a new start reads them back
+    controller = again.controller
+    assert (controller.stage1.size_policy, controller.stage1.max_side) == ("square", 1024)
+    assert (controller.output.size, controller.output.upscale) == ("working", "fast")
+    wait_idle(qtbot, again)
+
+
 def test_model_download_progress_reaches_the_status_bar(make_window, qtbot):
     import threading
 

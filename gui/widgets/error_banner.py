@@ -44,6 +44,8 @@ class MessageRow(QFrame):
 
 
 class ErrorBanner(QWidget):
+    """The queue of rows over the photo; hidden when there is no message."""
+
     def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = session
@@ -60,6 +62,8 @@ class ErrorBanner(QWidget):
     @Slot(object)
     def show_messages(self, messages: tuple) -> None:
         for row in self.rows:
+            self._layout.removeWidget(row)
+            row.hide()
             row.deleteLater()
         shown = [info for _, info in messages[-MAX_SHOWN:]]
         self.rows = [MessageRow(self.session, info, self) for info in shown]

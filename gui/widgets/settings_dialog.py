@@ -1,5 +1,5 @@
 """Settings: model sources (hub id, local folder or .safetensors file), each with its licence, device, precision,
-cache folder. The licences come from `engine.licences`; the depth model can be switched to the commercial one."""
+cache folder, the working and result sizes. The licences come from `engine.licences`; the depth model can be switched to the commercial one."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -12,10 +12,16 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from engine.licences import depth_note, licence_of, licence_summary
 from engine.params import DEPTH_SOURCES, FAST_MODES
 
-from ..settings import DEVICES, PRECISIONS, Preferences, sd_source_kind
+from ..settings import (DEVICES, MAX_SIDES, OUTPUT_SIZES, PRECISIONS, SIZE_POLICIES, UPSCALES, Preferences,
+                        sd_source_kind)
 
 SOURCE_KINDS = {"hub": "Hugging Face hub id", "folder": "Local diffusers folder", "file": ".safetensors file"}
 OTHER_DEPTH = "Other: a hub id or a local folder"
+POLICY_NAMES = {"aspect": "The photo's shape (about 512 x 512 of area)",
+                "square": "Square 512 x 512, the photo squashed (the authors')"}
+OUTPUT_NAMES = {"photo": "The photo's own size (long side up to 2048)", "working": "The working size (no resampling)"}
+UPSCALE_NAMES = {"auto": "Automatic (refine on a GPU, fast otherwise)", "refine": "Refine (continue on a larger grid)",
+                 "fast": "Fast (resample guided by the photo)"}
 
 
 def depth_choices() -> dict[str, str]:
@@ -71,6 +77,14 @@ class SettingsDialog(QDialog):
         self.cache.setPlaceholderText(default_cache)
         cache_browse = QPushButton("Browse…")
         cache_browse.clicked.connect(partial(self._browse_folder, self.cache, "Cache folder"))
+        self.size_policy = _combo({key: POLICY_NAMES[key] for key in SIZE_POLICIES}, prefs.size_policy)
+        self.size_policy.setToolTip("The shape the method works at. Square squashes a photo that is not square.")
+        self.max_side = _combo({side: str(side) for side in MAX_SIDES}, prefs.max_side)
+        self.max_side.setToolTip("Longest side of the working size, for a long, thin photo (larger = slower)")
+        self.output_size = _combo({key: OUTPUT_NAMES.get(key, f"Long side {key}") for key in OUTPUT_SIZES},
+                                  prefs.output_size)
+        self.output_size.setToolTip("The result's size; never larger than the photo")
+        self.upscale = _combo({key: UPSCALE_NAMES[key] for key in UPSCALES}, prefs.upscale)
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -87,6 +101,10 @@ class SettingsDialog(QDialog):
         form.addRow("Device", self.device)
         form.addRow("Precision", self.precision)
         form.addRow("Cache folder", _row(self.cache, cache_browse))
+        form.addRow("Working shape", self.size_policy)
+        form.addRow("Working long side at most", self.max_side)
+        form.addRow("Result size", self.output_size)
+        form.addRow("Result made by", self.upscale)
         note = self._note("Weights stay in the Hugging Face cache; the cache folder holds StyleGallery's analyses. "
                           "The licences are summaries: each licence's own text rules.")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -153,7 +171,9 @@ class SettingsDialog(QDialog):
                        dinov2=self.dinov2.text().strip() or Preferences.dinov2,
                        depth=self.depth.text().strip() or Preferences.depth, offline=self.offline.isChecked(),
                        device=self.device.currentText(), precision=self.precision.currentText(),
-                       cache_dir=self.cache.text().strip())
+                       cache_dir=self.cache.text().strip(), size_policy=self.size_policy.currentData(),
+                       max_side=self.max_side.currentData(), output_size=self.output_size.currentData(),
+                       upscale=self.upscale.currentData())
 
 
 def _row(edit: QLineEdit, browse: QPushButton) -> QHBoxLayout:
@@ -162,3 +182,12 @@ def _row(edit: QLineEdit, browse: QPushButton) -> QHBoxLayout:
     row.addWidget(edit, 1)
     row.addWidget(browse)
     return row
+
+
+def _combo(texts: dict, current) -> QComboBox:
+    """A combo box of `texts` (value -> text shown) with `current` selected."""
+    box = QComboBox()
+    for value, text in texts.items():
+        box.addItem(text, value)
+    box.setCurrentIndex(max(0, box.findData(current)))
+    return box
