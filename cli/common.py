@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from engine.errors import Cancelled, StyleGalleryError, describe_os_error
@@ -161,6 +162,27 @@ def output_params(args):
                                  f"got {size!r}")
         size = int(size)
     return OutputParams(size=size, upscale=args.upscale)
+
+
+def add_mask_arg(parser) -> None:
+    """--mask: a hand edit of the content's regions, applied to stage 1's final map (engine/stage1/edits.py)."""
+    parser.add_argument("--mask", type=Path, default=None, metavar="LABELS.png",
+                        help="your own regions on top of the automatic ones: a label PNG at the photo's size or the "
+                             "working size, one grey value per region (0 = keep the automatic region; the window's "
+                             "export), or analyze --mask's colours (black = keep)")
+
+
+def content_ref(path: Path, mask: Path | None, stage1):
+    """The content ImageRef with --mask read as a region edit: the photo and the mask are opened (and refused with a
+    readable error for a wrong size or too many labels) before any model loads."""
+    from engine.images import load_image
+    from engine.stage1.edits import read_label_png
+    from engine.types import ImageRef
+
+    if mask is None:
+        return ImageRef(path)
+    photo = load_image(path)
+    return ImageRef(path, region_edit=read_label_png(load_image(mask), photo.size, stage1))
 
 
 def engine_from_args(args):

@@ -13,7 +13,7 @@ from pathlib import Path
 from engine.params import DRAFT_MAX_SIZE, DRAFT_MIN_SIZE, DraftParams
 from engine.wording import count
 
-from .common import ProgressBar, add_engine_args, engine_from_args, parse_pin, report_errors
+from .common import ProgressBar, add_engine_args, add_mask_arg, content_ref, engine_from_args, parse_pin, report_errors
 
 DEFAULTS = DraftParams()
 
@@ -39,6 +39,7 @@ def add_parser(subparsers) -> None:
                              "quick: classical regions and quick matching; auto (default): method when its "
                              "models are here without a download, else quick")
     parser.add_argument("--no-depth", action="store_true", help="skip the depth split in stage 1 (as run --no-depth)")
+    add_mask_arg(parser)
     parser.add_argument("--labels", type=Path,
                         help="a saved stage-1 region map (.npy, e.g. from analyze) instead of --regions")
     parser.add_argument("--assignment", type=Path,
@@ -58,6 +59,8 @@ def run(args) -> int:
             raise InvalidRequest("--labels gives the regions itself: leave out --regions")
         if args.assignment is not None and args.labels is None:
             raise InvalidRequest("--assignment needs the --labels it refers to")
+        if args.mask is not None and (args.labels is not None or args.regions == "quick"):
+            raise InvalidRequest("--mask edits the method's regions: leave out --labels and --regions quick")
         check_output_file(args.out, "--out file")
         engine = engine_from_args(args)
         bar = ProgressBar()
@@ -89,8 +92,10 @@ def _draft(engine, args, bar):
     from engine.params import Stage1Params
     from engine.types import DraftRequest, ImageRef
 
-    request = DraftRequest(ImageRef(args.content), [ImageRef(p) for p in args.style], args.pin, regions=args.regions,
-                           stage1=Stage1Params(use_depth=not args.no_depth), draft=_params(args))
+    stage1 = Stage1Params(use_depth=not args.no_depth)
+    regions = "method" if args.mask is not None else args.regions  # a mask is an edit of the method's regions
+    request = DraftRequest(content_ref(args.content, args.mask, stage1), [ImageRef(p) for p in args.style], args.pin,
+                           regions=regions, stage1=stage1, draft=_params(args))
     return engine.draft(request, on_event=bar)
 
 

@@ -13,8 +13,9 @@ import sys
 import threading
 from pathlib import Path
 
-from .common import (DefaultsHelpFormatter, ProgressBar, add_engine_args, add_size_args, add_working_size_arg,
-                     engine_from_args, output_params, parse_pin, report_errors, size_params)
+from .common import (DefaultsHelpFormatter, ProgressBar, add_engine_args, add_mask_arg, add_size_args,
+                     add_working_size_arg, content_ref, engine_from_args, output_params, parse_pin, report_errors,
+                     size_params)
 
 PARTIAL_SUFFIX = "-partial"
 
@@ -39,6 +40,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--fast", choices=["none", "lcm", "hyper"], default="none",
                         help="fast mode (LoRA + its schedule; overrides steps, iters, lr and content weight)")
     parser.add_argument("--no-depth", action="store_true", help="skip the depth split in stage 1")
+    add_mask_arg(parser)
     add_working_size_arg(parser)
     parser.add_argument("--feature-batch", type=int, default=defaults.feature_batch, metavar="N",
                         help="images per reference-feature pass (0 = all at once); 1 or 2 lowers the peak memory "
@@ -60,9 +62,9 @@ def build_request(args: argparse.Namespace):
     if args.fast != "none":
         stage3 = stage3_for_fast_mode(args.fast, stage3)
     stage1 = Stage1Params(use_depth=not args.no_depth, image_size=args.working_size, **size_params(args))
-    return TransferRequest(content=ImageRef(args.content), references=[ImageRef(p) for p in args.style],
-                           pins=list(args.pin), stage1=stage1, stage3=stage3,
-                           output=output_params(args))
+    return TransferRequest(content=content_ref(args.content, args.mask, stage1),
+                           references=[ImageRef(p) for p in args.style], pins=list(args.pin), stage1=stage1,
+                           stage3=stage3, output=output_params(args))
 
 
 def partial_path(out: Path) -> Path:

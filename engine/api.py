@@ -23,6 +23,7 @@ from .stage2.pins import apply_pins
 from .memory import out_of_memory_guard
 from .models import ModelBundle
 from .params import MatchParams, ModelSource, OutputParams, Stage1Params, Stage3Params, output_size, working_size
+from .stage1.edits import RegionEdit, apply_edit
 from .stage1.segment import analyze_images
 from .stage3.features import FeatureCache
 from .stage2.dinov2_tokens import cached_dinov2_tokens, resolved_alignment
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from .draft import DraftResult, Drafter
 
 
-Loaded = tuple[Image.Image, "Image.Image | None"]  # an opened picture and its optional user mask
+Loaded = tuple[Image.Image, "Image.Image | None", RegionEdit | None]  # a picture, its user mask, its region edit
 FEATURE_CACHE_BYTES = 3 << 30  # host memory kept for stage-3 features between runs
 
 
@@ -67,7 +68,8 @@ class Engine:
 
     def analyze(self, image: ImageRef, params: Stage1Params | None = None, on_event: EventCallback | None = None,
                 cancel: CancelFlag | None = None) -> Analysis:
-        """Stage 1 for one image (cached). Raises `Cancelled` if cancelled."""
+        """Stage 1 for one image (cached), without its `region_edit`: the automatic map an edit is made on. Raises
+        `Cancelled` if cancelled."""
         return self._analyze([_load(image)], params or Stage1Params(), on_event, cancel)[0]
 
     def analyze_all(self, images: list[ImageRef], params: Stage1Params | None = None,
@@ -80,12 +82,14 @@ class Engine:
     def _analyze(self, loaded: list[Loaded], params: Stage1Params, on_event: EventCallback | None,
                  cancel: CancelFlag | None) -> list[Analysis]:
         with out_of_memory_guard("the analysis"), torch.no_grad():
-            return analyze_images(self.models, loaded, params, on_event=on_event, cancel=cancel, cache=self.cache)
+            return analyze_images(self.models, [(picture, mask) for picture, mask, _ in loaded], params,
+                                  on_event=on_event, cancel=cancel, cache=self.cache)
 
     def match(self, content: ImageRef, references: list[ImageRef], pins: list[Pin] | None = None,
               stage1: Stage1Params | None = None, params: MatchParams | None = None,
               on_event: EventCallback | None = None, cancel: CancelFlag | None = None) -> MatchTable:
-        """Stage 2 (analysing each image first, cached): scores of every candidate and the chosen matches."""
+        """Stage 2 (analysing each image first, cached, then applying its region edit): scores of every candidate and
+        the chosen matches."""
         table, _, _ = self._match(_load_all(content, references), pins or [], stage1 or Stage1Params(),
                                   params or MatchParams(), on_event, cancel)
         return table
@@ -95,12 +99,13 @@ class Engine:
                ) -> tuple[MatchTable, Analysis, list[Analysis]]:
         """Stage 2 on images already opened (content first), so each file is decoded once per call."""
         model, processor = self.models.dinov2  # loaded, so checked, before the analyses
-        analyses = self._analyze(loaded, stage1, on_event, cancel)
+        analyses = [apply_edit(analysis, item[2])
+                    for analysis, item in zip(self._analyze(loaded, stage1, on_event, cancel), loaded)]
         alignment = resolved_alignment(params.sem_alignment, stage1.size_policy)
         with out_of_memory_guard("the matching"), torch.no_grad():
             tokens = [cached_dinov2_tokens(self.cache, self.models.model_id("dinov2"), model, processor, picture,
                                            alignment, working_size(*picture.size, stage1), params.token_block)
-                      for picture, _ in loaded]
+                      for picture, _, _ in loaded]
         table = match_regions(analyses[0], tokens[0], analyses[1:], tokens[1:], params, pins)
         return table, analyses[0], analyses[1:]
 
@@ -139,12 +144,13 @@ class Engine:
         require_draft()  # before any analysis, whose only use here would be the draft
         drafter = self.drafter
         loaded = _load_all(request.content, request.references)
-        images = [picture for picture, _ in loaded]
+        images = [picture for picture, _, _ in loaded]
         if regions == "quick" or (regions == "auto" and not self.method_available(stage1)):
             return drafter.draft(images[0], images[1:], request.draft, pins=request.pins, on_event=on_event,
                                  cancel=cancel)
         key = (tuple(pixel_sha256(image) for image in images),
-               tuple(None if mask is None else pixel_sha256(mask) for _, mask in loaded), stage1, request.match)
+               tuple(None if mask is None else pixel_sha256(mask) for _, mask, _ in loaded),
+               tuple(edit for _, _, edit in loaded), stage1, request.match)
         if self._draft_match is None or self._draft_match[0] != key:
             self._draft_match = key, self._match(loaded, [], stage1, request.match, on_event, cancel)
         table, analysis, ref_analyses = self._draft_match[1]
@@ -209,7 +215,8 @@ class Engine:
 
 
 def _load(image: ImageRef) -> Loaded:
-    return load_image(image.path), (load_image(image.user_mask) if image.user_mask is not None else None)
+    return (load_image(image.path), load_image(image.user_mask) if image.user_mask is not None else None,
+            image.region_edit)
 
 
 def _load_all(content: ImageRef, references: list[ImageRef]) -> list[Loaded]:

@@ -25,6 +25,14 @@ LATENT_FACTOR = 8  # pixels per latent cell (SD1.5's VAE downsamples by 8)
 SizePolicy = Literal["square", "aspect"]
 MAX_SIDE_RANGE = (512, 1024)  # the working size's long side a user may choose (aspect policy)
 
+# Region edits (engine/stage1/edits.py): a label PNG holds one grey value per region, 0 = keep the automatic map,
+# so a region id is at most 255; the window's brush covers 1..64 cells across, 3 by default.
+EDIT_MAX_REGION_ID = 255
+EDIT_COLOUR_REGION_BASE = 127  # a colour mask's n-th colour becomes region BASE + n, clear of the automatic ids
+BRUSH_MIN_CELLS = 1
+BRUSH_MAX_CELLS = 64
+BRUSH_DEFAULT_CELLS = 3
+
 
 @dataclass(frozen=True)
 class ModelSource:

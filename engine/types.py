@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Protocol
+from typing import TYPE_CHECKING, Callable, Literal, Protocol
 
 import numpy as np
 
 from .params import LATENT_FACTOR, DraftParams, MatchParams, OutputParams, Stage1Params, Stage3Params
+
+if TYPE_CHECKING:
+    from .stage1.edits import RegionEdit
 
 
 class CancelFlag(Protocol):
@@ -130,10 +133,12 @@ class MatchTable:
 
 @dataclass(frozen=True)
 class ImageRef:
-    """An input image on disk, with an optional user label mask (SPEC stage 1, step 9)."""
+    """An input image on disk, with an optional user label mask (SPEC stage 1, step 9) and an optional hand edit of
+    its final regions (engine/stage1/edits.py), which matching, stage 3 and the draft use in place of stage 1's."""
 
     path: Path
     user_mask: Path | None = None
+    region_edit: RegionEdit | None = None
 
 
 @dataclass

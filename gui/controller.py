@@ -98,6 +98,7 @@ class Controller(QObject):
         self.queue.busy_changed.connect(self._busy_changed)
         self.queue.failed.connect(self._on_failed)
         self.gallery.changed.connect(self.schedule_match)
+        self.session.region_override_changed.connect(self._regions_edited)
         self.gallery.problem.connect(lambda info: self.session.show_error(info, "gallery"))
         self.gallery.changed.connect(self._gallery_saved)
         self.gallery.save_failed.connect(self._gallery_save_failed)
@@ -236,6 +237,13 @@ class Controller(QObject):
         return ids + [i for i in dict.fromkeys(pinned) if i not in ids]
 
     @Slot()
+    def _regions_edited(self) -> None:
+        """The matches were made on the map before the edit: match again on the edited one (the references stay, so
+        the draft keeps the method's regions meanwhile)."""
+        self.session.match_table = None
+        self.schedule_match()
+
+    @Slot()
     def schedule_match(self) -> None:
         self._match_timer.start()
 
@@ -254,7 +262,7 @@ class Controller(QObject):
         if any(self.gallery.analysis(i) is None for i in ids):
             return  # the last reference analysis to finish schedules the match again
         self.queue.cancel("match")
-        content = ImageRef(self.session.content)
+        content = ImageRef(self.session.content, region_edit=self.session.region_edit())
         refs = [self.gallery.image_ref(i) for i in ids]
         self.session.status = "Matching regions…"
         stage1 = self.stage1
@@ -276,9 +284,9 @@ class Controller(QObject):
             session.show_error(ErrorInfo("invalid_request", "No reference takes part in the run",
                                          "Check at least one reference in the gallery."), "run")
             return None
-        request = TransferRequest(ImageRef(session.content), [self.gallery.image_ref(i) for i in ids],
-                                  session.engine_pins(ids), stage1=self.stage1, stage3=session.stage3(),
-                                  output=self.output)
+        request = TransferRequest(ImageRef(session.content, region_edit=session.region_edit()),
+                                  [self.gallery.image_ref(i) for i in ids], session.engine_pins(ids),
+                                  stage1=self.stage1, stage3=session.stage3(), output=self.output)
         context = {"ids": ids, "request": request, "started": time.monotonic()}
         job = self._submit("transfer", lambda engine, on_event, cancel: engine.transfer(
             request, on_event=on_event, cancel=cancel), self._finish_run, key=session.content_sha, context=context,
@@ -392,11 +400,13 @@ class Controller(QObject):
     @Slot(object, object)
     def _on_failed(self, job: Job, info: ErrorInfo) -> None:
         """What every failure shows (after the job's own `on_failed`): a missing model explains the drafts-only state."""
+        topic = JOB_TOPICS.get(job.kind, "")
         if info.kind == "model_missing":
             info = draft_only_info(info, self.drafts.unavailable is None and draft_available()[0])
             self.session.models_missing = True
+            topic = "models"
         self.session.status = info.message
-        self.session.show_error(info, "models" if self.session.models_missing else JOB_TOPICS.get(job.kind, ""))
+        self.session.show_error(info, topic)
 
     def _run_failed(self, job: Job, info: ErrorInfo) -> None:
         self._run_stopped()

@@ -151,7 +151,7 @@ class MainWindow(QMainWindow):
         self.overlay_action.setCheckable(True)
         self.overlay_action.setChecked(session.overlay_visible)
         session.overlay_visible_changed.connect(self.overlay_action.setChecked)
-        self.maps_action = self._action(view, "Reference region &maps", self._toggle_reference_maps, "M")
+        self.maps_action = self._action(view, "Reference region &maps", self._toggle_reference_maps, "Shift+M")
         self.maps_action.setCheckable(True)
         session.reference_maps_changed.connect(self.maps_action.setChecked)
 

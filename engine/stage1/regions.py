@@ -139,11 +139,7 @@ def user_mask_grid(mask: Image.Image, sizes: tuple[tuple[int, int], ...], grid: 
     at full size; grid cell (i, j) takes pixel (floor(i H / rows), floor(j W / cols)) (at 512 px and 64 cells:
     (8 i, 8 j), the reference's sampling).
     """
-    if tuple(mask.size) not in {tuple(size) for size in sizes}:
-        allowed = " or ".join(dict.fromkeys(f"{w}x{h}" for w, h in sizes))
-        raise InvalidRequest(f"The region mask is {mask.size[0]}x{mask.size[1]} pixels; it must be exactly "
-                             f"{allowed}", hint="Draw the mask on the photo itself, or on the image resized to "
-                                                "the method's working size.")
+    check_mask_size(mask, sizes)
     rgb = np.asarray(mask.convert("RGB"), dtype=np.int64)
     codes = (rgb[..., 0] + (rgb[..., 1] << 8) + (rgb[..., 2] << 16)).ravel()
     colours, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
@@ -151,7 +147,22 @@ def user_mask_grid(mask: Image.Image, sizes: tuple[tuple[int, int], ...], grid: 
     rank = np.empty(colours.size, dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(colours.size) + int(not (colours == 0).any())
     width, height = mask.size
-    ids = rank[inverse].reshape(height, width)
+    return sample_grid(rank[inverse].reshape(height, width), grid)
+
+
+def check_mask_size(mask: Image.Image, sizes: tuple[tuple[int, int], ...]) -> None:
+    """A region mask must be exactly one of `sizes` (width, height): a resized one would shift every border."""
+    if tuple(mask.size) not in {tuple(size) for size in sizes}:
+        allowed = " or ".join(dict.fromkeys(f"{w}x{h}" for w, h in sizes))
+        raise InvalidRequest(f"The region mask is {mask.size[0]}x{mask.size[1]} pixels; it must be exactly "
+                             f"{allowed}", hint="Draw the mask on the photo itself, or on the image resized to "
+                                                "the method's working size.")
+
+
+def sample_grid(ids: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """A full-size id image (H, W) -> (rows, cols) = `grid`: cell (i, j) takes pixel (floor(i H / rows),
+    floor(j W / cols))."""
+    height, width = ids.shape
     rows, cols = grid
     return ids[np.ix_((np.arange(rows) * height) // rows, (np.arange(cols) * width) // cols)]
 

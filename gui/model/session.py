@@ -10,6 +10,9 @@ unreadable session opens read-only. Runs whose result file is missing stay in th
 
 Pins name regions of the map shown: the method's (stage 1) once the photo is analysed, else the instant draft's
 quick regions. Their ids differ, so pins made on quick regions are dropped when the method's regions arrive.
+
+The artist's hand edit of the method's regions (`region_override`, engine/stage1/edits.py) is saved beside the
+pins and goes through the same undo stack; an edit that removes a pinned region drops that pin with a notice.
 """
 from __future__ import annotations
 
@@ -22,16 +25,17 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QUndoStack
 
 from engine.errors import StyleGalleryError
-from engine.params import FAST_MODES, Stage3Params, stage3_for_fast_mode
+from engine.params import EDIT_MAX_REGION_ID, FAST_MODES, Stage3Params, stage3_for_fast_mode
 from engine.persistence import load_document, save_json_atomic
-from engine.schema import expect, file_name, items, member, number, one_of, whole
+from engine.schema import SchemaError, expect, file_name, items, member, number, one_of, whole
+from engine.stage1.edits import RegionEdit, edited_labels, removed_regions
 from engine.types import Pin
 
 from .disk_errors import disk_error_info
 from .errors import ErrorInfo, document_problem
 from .properties import Property
 from .region_names import QUICK_REGIONS
-from .undo import PinRegion
+from .undo import EditRegions, PinRegion
 
 SESSION_VERSION = 1
 AUTOSAVE_MS = 1000
@@ -82,6 +86,7 @@ class SavedSession:
     pins_source: str
     params: dict  # the saved ones of steps, content_weight, lr, seed, fast_mode
     history: list[RunRecord]
+    region_override: np.ndarray | None = None  # the hand edit of the method's regions (0 = automatic)
 
 
 PIN_SOURCES = ("method", "quick")
@@ -104,7 +109,22 @@ def parse_session(data) -> SavedSession:
     history = [_run_record(row, where) for row, where in items(member(data, "history", list, "session", []),
                                                                  "history")]
     return SavedSession(pins, one_of(member(data, "pins_source", str, "session", "method"), PIN_SOURCES,
-                                     "pins_source"), params, history)
+                                     "pins_source"), params, history,
+                        _region_override(member(data, "region_edit", (dict, type(None)), "session", None)))
+
+
+def _region_override(row: dict | None) -> np.ndarray | None:
+    """The saved edit: {"rows", "cols", "cells": rows * cols region ids (0 = automatic), row by row}."""
+    if row is None:
+        return None
+    rows = whole(member(row, "rows", int, "region_edit"), "region_edit.rows", 1)
+    cols = whole(member(row, "cols", int, "region_edit"), "region_edit.cols", 1)
+    cells = member(row, "cells", list, "region_edit")
+    if len(cells) != rows * cols:
+        raise SchemaError(f"region_edit.cells: expected {rows * cols} values, found {len(cells)}")
+    if not all(type(v) is int and 0 <= v <= EDIT_MAX_REGION_ID for v in cells):
+        raise SchemaError(f"region_edit.cells: expected region ids 0..{EDIT_MAX_REGION_ID}")
+    return np.asarray(cells, dtype=np.int64).reshape(rows, cols)
 
 
 def _run_record(row, where: str) -> RunRecord:
@@ -158,11 +178,13 @@ class Session(QObject):
     draft_strength_changed = Signal(object)
     draft_preserve_colour_changed = Signal(object)
     pins_changed = Signal()
-    regions_changed = Signal()  # the region map pins refer to changed (analysis arrived, or quick regions)
+    regions_changed = Signal()  # the region map pins refer to changed (analysis arrived, quick regions, an edit)
+    region_override_changed = Signal(object)
     history_changed = Signal()
 
     content = Property(None)  # Path of the photo
     analysis = Property(None)  # engine Analysis of the content
+    region_override = Property(None)  # int64 (h, w) hand edit of the analysis' labels (0 = automatic), or None
     match_table = Property(None)  # engine MatchTable
     match_refs = Property(())  # gallery ids in the order the match table's style_index counts them
     opacity = Property(55)  # region overlay opacity, percent
@@ -226,6 +248,7 @@ class Session(QObject):
         self.draft, self.draft_refs, self.draft_message = None, (), ""
         self.content_sha = sha256
         self.pins, self.history, self.pins_source, self.read_only = {}, [], "method", False
+        self.region_override = None
         self._restore()
         self.content = Path(path)
         self.pins_changed.emit()
@@ -263,12 +286,44 @@ class Session(QObject):
 
     # ----- the region map
     def region_labels(self) -> np.ndarray | None:
-        """The region map shown and pinned: the method's once analysed, else the draft's quick regions."""
+        """The region map shown and pinned: the method's once analysed (with the artist's edit), else the draft's
+        quick regions."""
         if self.analysis is not None:
+            if self.region_override is not None:
+                return edited_labels(self.analysis.labels, self.region_override)
             return self.analysis.labels
         if self.draft is not None and self.draft.region_source == "quick":
             return self.draft.labels
         return None
+
+    def region_edit(self) -> RegionEdit | None:
+        """The edit for engine requests (None without one, or before the analysis it was made on)."""
+        if self.analysis is None or self.region_override is None:
+            return None
+        return RegionEdit(self.region_override)
+
+    def set_region_override(self, override: np.ndarray | None) -> None:
+        """Model setter used by the undo commands (widgets call `edit_regions`): pins on regions the new map no
+        longer has are dropped, with a notice naming them."""
+        before = self.region_labels()
+        self.region_override = None if override is None or not override.any() else override
+        after = self.region_labels()
+        gone = sorted(removed_regions(before, after) & set(self.pins)) if before is not None else []
+        for region in gone:
+            self.set_pin(region, None)
+        if gone:
+            names = ", ".join(map(str, gone))
+            self.show_error(ErrorInfo("pins_dropped", f"The region edit removed region {names}: its pin was dropped",
+                                      "Undo (Ctrl+Z) brings the region and its pin back."), "regions")
+        self.modified.emit("regions")
+        self.regions_changed.emit()
+
+    def edit_regions(self, override: np.ndarray, text: str) -> None:
+        """Apply a new override as one undoable step named `text` (nothing when it changes nothing)."""
+        old = self.region_override
+        if old is None and not override.any() or old is not None and np.array_equal(old, override):
+            return
+        self.undo_stack.push(EditRegions(self, override, old, text))
 
     def region_source(self) -> str:
         """"method", "quick" (the draft's classical stand-in) or "" (no map yet)."""
@@ -286,6 +341,14 @@ class Session(QObject):
 
     @Slot(object)
     def _analysis_changed(self, analysis) -> None:
+        override = self.region_override
+        if analysis is not None and override is not None and override.shape != analysis.labels.shape:
+            self.region_override = None  # made at another working size: it would paint the wrong cells
+            self.undo_stack.clear()
+            self.modified.emit("regions")
+            self.show_error(ErrorInfo("region_edit_dropped", "The region edit was made at another working size and "
+                                      "no longer fits the regions: it was set aside",
+                                      "Paint the regions again."), "regions")
         if analysis is not None and self.pins and self.pins_source != "method":
             self.pins = {}  # quick-region ids mean nothing on the method's map; the commands that made them neither
             self.undo_stack.clear()
@@ -398,6 +461,9 @@ class Session(QObject):
             "content": str(self.content) if self.content else None,
             "pins": [{"region": r, **asdict(t)} for r, t in sorted(self.pins.items())],
             "pins_source": self.pins_source,
+            "region_edit": None if self.region_override is None else {
+                "rows": int(self.region_override.shape[0]), "cols": int(self.region_override.shape[1]),
+                "cells": [int(v) for v in self.region_override.ravel()]},
             "params": {name: getattr(self, name) for name in SAVED_PARAMS},
             "history": [asdict(r) for r in self.history],
         }
@@ -427,6 +493,7 @@ class Session(QObject):
         if saved is None:
             return
         self.pins, self.pins_source, self.history = saved.pins, saved.pins_source, saved.history
+        self.region_override = saved.region_override
         for name in SAVED_PARAMS:
             if name in saved.params:
                 setattr(self, name, saved.params[name])

@@ -1,11 +1,12 @@
-"""Undoable pin edits. Each command goes through the document's `set_pin` (`Session.set_pin`), so undo and redo
-emit the same signals as the original edit; `QUndoStack.push` runs `redo()` at once, so handlers only push (never
-apply first). The commands know the document only through `PinDocument`: the session imports them, not the
-other way round."""
+"""Undoable pin and region edits. Each command goes through the document's model setters (`Session.set_pin`,
+`Session.set_region_override`), so undo and redo emit the same signals as the original edit; `QUndoStack.push` runs
+`redo()` at once, so handlers only push (never apply first). The commands know the document only through
+`PinDocument` and `RegionDocument`: the session imports them, not the other way round."""
 from __future__ import annotations
 
 from typing import Hashable, Protocol
 
+import numpy as np
 from PySide6.QtGui import QUndoCommand
 
 
@@ -13,6 +14,14 @@ class PinDocument(Protocol):
     """What a pin command edits: the model setter of a region's pin (a target, or None for unpinned)."""
 
     def set_pin(self, region: int, target: Hashable | None) -> None: ...
+
+
+class RegionDocument(PinDocument, Protocol):
+    """What a region edit changes: the override grid, and the pins it may drop."""
+
+    pins: dict
+
+    def set_region_override(self, override: np.ndarray | None) -> None: ...
 
 
 class PinRegion(QUndoCommand):
@@ -28,3 +37,21 @@ class PinRegion(QUndoCommand):
 
     def undo(self) -> None:
         self.document.set_pin(self.region, self.old)
+
+
+class EditRegions(QUndoCommand):
+    """Replace the hand edit of the region map (`old` -> `new`, None = no edit). Undo also gives back the pins the
+    edit dropped, so it restores the document exactly."""
+
+    def __init__(self, document: RegionDocument, new: np.ndarray | None, old: np.ndarray | None, text: str):
+        super().__init__(text)
+        self.document, self.new, self.old = document, new, old
+        self.pins_before = dict(document.pins)
+
+    def redo(self) -> None:
+        self.document.set_region_override(self.new)
+
+    def undo(self) -> None:
+        self.document.set_region_override(self.old)
+        for region, target in self.pins_before.items():
+            self.document.set_pin(region, target)

@@ -13,6 +13,7 @@ from ..model.properties import bind
 from ..model.region_names import QUICK_REGIONS_LONG, region_noun
 from ..model.session import Session
 from .images import load_qimage
+from .region_tools import RegionTools
 from .region_view import RANDOM_WEIGHTS_NOTE, RegionView
 
 
@@ -39,8 +40,10 @@ class ContentPanel(QWidget):
         row.addWidget(self.opacity_slider)
         row.addStretch(1)
         row.addWidget(self.info)
+        self.tools = RegionTools(session, self.view, self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tools.toolbar)
         layout.addWidget(self.view, 1)
         layout.addLayout(row)
 

@@ -55,3 +55,11 @@ def pil_from_qimage(image: QImage):
     width, height, stride = rgb.width(), rgb.height(), rgb.bytesPerLine()
     rows = np.frombuffer(rgb.constBits(), np.uint8, count=stride * height).reshape(height, stride)
     return Image.fromarray(rows[:, : width * 3].reshape(height, width, 3).copy(), "RGB")
+
+
+def stroke_rgba(cells: np.ndarray) -> QImage:
+    """The stroke being drawn, one translucent white pixel per cell, stretched over the image."""
+    rgba = np.zeros((*cells.shape, 4), dtype=np.uint8)
+    rgba[cells] = (255, 255, 255, 150)
+    return QImage(rgba.tobytes(), cells.shape[1], cells.shape[0], cells.shape[1] * 4,
+                  QImage.Format.Format_RGBA8888).copy()

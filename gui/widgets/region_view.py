@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtGui import QColor, QCursor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from .images import labels_rgba
+from engine.stage1.edits import brush_cells
+
+from .images import labels_rgba, stroke_rgba
 
 RANDOM_WEIGHTS_NOTE = "Region map from RANDOM-WEIGHT test models: not a real segmentation"
 
@@ -22,6 +24,8 @@ class RegionView(QWidget):
     hovered = Signal(object)  # region id or None
     clicked = Signal(object)  # region id or None
     files_dropped = Signal(list)  # list[Path]
+    stroked = Signal(object, object)  # (bool cells (h, w) under a finished stroke, region where it started)
+    marked = Signal(object)  # region Ctrl+clicked (marked for a merge)
 
     def __init__(self, placeholder: str = "", accept_drops: bool = False, parent: QWidget | None = None):
         super().__init__(parent)
@@ -34,6 +38,12 @@ class RegionView(QWidget):
         self.note = ""  # a caption painted over the image (e.g. the random-weights label)
         self._overlay: QImage | None = None
         self._hover: int | None = None
+        self.tool = "pick"  # "pick", or a painting tool ("brush", "eraser", "split"): a drag paints cells
+        self.brush_size = 1  # cells across
+        self.marks: frozenset[int] = frozenset()  # regions marked for a merge, outlined
+        self._stroke: np.ndarray | None = None
+        self._stroke_start: int | None = None
+        self._pointer: QPointF | None = None
         self.setMouseTracking(True)
         self.setAcceptDrops(accept_drops)
         self.setMinimumSize(160, 160)
@@ -55,6 +65,16 @@ class RegionView(QWidget):
     def set_strong(self, regions: set[int]) -> None:
         self.strong = frozenset(r for r in regions if r is not None)
         self._rebuild()
+
+    def set_tool(self, tool: str) -> None:
+        """A painting tool shows a cross and its brush outline; picking shows the ordinary arrow."""
+        self.tool = tool
+        self.setCursor(QCursor(Qt.CursorShape.ArrowCursor if tool == "pick" else Qt.CursorShape.CrossCursor))
+        self.update()
+
+    def set_marked(self, regions: set[int]) -> None:
+        self.marks = frozenset(regions)
+        self.set_strong(set(self.strong) | set(regions))
 
     def set_note(self, note: str) -> None:
         self.note = note
@@ -84,6 +104,20 @@ class RegionView(QWidget):
         col = min(cols - 1, int((pos.x() - rect.left()) / rect.width() * cols))
         return int(self.labels[row, col])
 
+    def cell_at(self, pos: QPointF) -> tuple[float, float] | None:
+        """(row, col) in cell units under `pos` (fractions kept, for a brush centred on the pointer)."""
+        rect = self.image_rect()
+        if self.labels is None or rect.isEmpty() or not rect.contains(pos):
+            return None
+        rows, cols = self.labels.shape
+        return (pos.y() - rect.top()) / rect.height() * rows, (pos.x() - rect.left()) / rect.width() * cols
+
+    def _paint_at(self, pos: QPointF) -> None:
+        cell = self.cell_at(pos)
+        if cell is not None and self._stroke is not None:
+            self._stroke |= brush_cells(self.labels.shape, cell, self.brush_size)
+            self.update()
+
     # ----- painting and input
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
@@ -98,10 +132,22 @@ class RegionView(QWidget):
         if self._overlay is not None and self.overlay_visible:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)  # crisp region borders
             painter.drawImage(rect, self._overlay)
+        if self._stroke is not None and self.labels is not None:
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+            painter.drawImage(rect, stroke_rgba(self._stroke))
+        if self.tool != "pick" and self._pointer is not None and self.labels is not None:
+            radius = self.brush_size / 2 * rect.width() / self.labels.shape[1]
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+            painter.setPen(QPen(QColor("white"), 1.5, Qt.PenStyle.DashLine))
+            painter.drawEllipse(self._pointer, radius, radius)
         if self.note:
             paint_note(painter, rect, self.note)
 
     def mouseMoveEvent(self, event) -> None:
+        self._pointer = event.position()
+        if self.tool != "pick":
+            self._paint_at(event.position())
+            self.update()
         region = self.region_at(event.position())
         if region != self._hover:
             self._hover = region
@@ -113,8 +159,25 @@ class RegionView(QWidget):
             self.hovered.emit(None)
 
     def mousePressEvent(self, event) -> None:
-        if event.button() == Qt.MouseButton.LeftButton and self.image is not None:
+        if event.button() != Qt.MouseButton.LeftButton or self.image is None:
+            return
+        if self.tool != "pick" and self.labels is not None:
+            self._stroke = np.zeros(self.labels.shape, dtype=bool)
+            self._stroke_start = self.region_at(event.position())
+            self._paint_at(event.position())
+        elif event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.marked.emit(self.region_at(event.position()))
+        else:
             self.clicked.emit(self.region_at(event.position()))
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._stroke is not None:
+            self._paint_at(event.position())
+            cells, start = self._stroke, self._stroke_start
+            self._stroke, self._stroke_start = None, None
+            self.update()
+            if cells.any():
+                self.stroked.emit(cells, start)
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():

@@ -1,0 +1,153 @@
+"""The region tools over the content's region map: merge, split (by a stroke, or automatically), brush, eraser.
+
+Each tool is a QAction with a shortcut (B brush, E eraser, S split by stroke, Shift+S split automatically, M merge,
+[ and ] brush size, P back to picking); painting tools are checkable and exclusive with "Pick". The edits are the
+engine's pure functions (engine/stage1/edits.py) pushed as one undoable command each on the session's undo stack
+(`Session.edit_regions`). Ctrl+click marks regions for a merge; the selected region is the brush's colour.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, Slot
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QLabel, QSpinBox, QToolBar, QWidget
+
+from engine.errors import InvalidRequest
+from engine.params import BRUSH_DEFAULT_CELLS, BRUSH_MAX_CELLS, BRUSH_MIN_CELLS
+from engine.stage1 import edits
+
+from ..model.errors import ErrorInfo
+from ..model.session import Session
+from .region_view import RegionView
+
+PAINT_TOOLS = ("brush", "eraser", "split")
+
+
+class RegionTools(QObject):
+    """The tool actions and the merge marks, wired to a RegionView and the session."""
+
+    def __init__(self, session: Session, view: RegionView, parent: QWidget):
+        super().__init__(parent)
+        self.session, self.view = session, view
+        self.marked: set[int] = set()  # Ctrl+clicked regions waiting for Merge (view state, not the document)
+        self.toolbar = QToolBar("Region tools", parent)
+        self.toolbar.setObjectName("regionTools")
+        group = QActionGroup(self)
+        self.tool_actions: dict[str, QAction] = {}
+        for name, text, key, tip in (
+                ("pick", "Pick", "P", "Click a region to select it; Ctrl+click marks regions to merge"),
+                ("brush", "Brush", "B", "Paint cells into the selected region (or a new one when none is selected)"),
+                ("eraser", "Eraser", "E", "Give painted cells back to the automatic regions"),
+                ("split", "Split", "S", "Draw across a region: the part under the stroke becomes a new region")):
+            action = self._action(text, key, tip, parent)
+            action.setCheckable(True)
+            action.toggled.connect(lambda on, n=name: on and self._set_tool(n))
+            group.addAction(action)
+            self.tool_actions[name] = action
+        self.tool_actions["pick"].setChecked(True)
+        self.merge_action = self._action("Merge", "M", "Merge the marked (Ctrl+click) and selected regions", parent)
+        self.merge_action.triggered.connect(self.merge)
+        self.auto_split_action = self._action("Split automatically", "Shift+S",
+                                              "Split the selected region in two by the method's own clustering",
+                                              parent)
+        self.auto_split_action.triggered.connect(self.split_automatically)
+        self.smaller_action = self._action("Smaller brush", "[", "Brush size down", parent)
+        self.smaller_action.triggered.connect(lambda: self.size_box.stepBy(-1))
+        self.larger_action = self._action("Larger brush", "]", "Brush size up", parent)
+        self.larger_action.triggered.connect(lambda: self.size_box.stepBy(1))
+        self.size_box = QSpinBox()
+        self.size_box.setRange(BRUSH_MIN_CELLS, BRUSH_MAX_CELLS)
+        self.size_box.setValue(BRUSH_DEFAULT_CELLS)
+        self.size_box.setSuffix(" cells")
+        self.size_box.setToolTip("Brush size in region-map cells ([ and ])")
+        self.size_box.valueChanged.connect(self._size_changed)
+        for action in self.tool_actions.values():
+            self.toolbar.addAction(action)
+        self.toolbar.addAction(self.merge_action)
+        self.toolbar.addAction(self.auto_split_action)
+        self.toolbar.addWidget(QLabel(" Size "))
+        self.toolbar.addWidget(self.size_box)
+        view.stroked.connect(self._stroked)
+        view.marked.connect(self._marked)
+        session.regions_changed.connect(self._regions_changed)
+        self._size_changed(self.size_box.value())
+        self._regions_changed()
+
+    def _action(self, text: str, key: str, tip: str, parent: QWidget) -> QAction:
+        action = QAction(text, parent)
+        action.setShortcut(QKeySequence(key))
+        action.setToolTip(f"{tip} ({key})")
+        parent.addAction(action)
+        return action
+
+    # ----- state
+    def _set_tool(self, name: str) -> None:
+        self.view.set_tool(name if name in PAINT_TOOLS else "pick")
+
+    @Slot(int)
+    def _size_changed(self, size: int) -> None:
+        self.view.brush_size = size
+        self.view.update()
+
+    @Slot()
+    def _regions_changed(self) -> None:
+        """Tools edit the method's regions only (the quick draft regions are a stand-in, not editable)."""
+        editable = self.session.region_source() == "method"
+        for action in (*self.tool_actions.values(), self.merge_action, self.auto_split_action):
+            action.setEnabled(editable)
+        labels = self.session.region_labels()
+        self.marked = {r for r in self.marked if labels is not None and r in labels}
+        self.view.set_marked(self.marked)
+
+    @Slot(object)
+    def _marked(self, region: int | None) -> None:
+        if region is not None:
+            self.marked ^= {region}
+            self.view.set_marked(self.marked)
+
+    # ----- edits
+    def _edit(self, text: str, change: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+        """Apply `change(automatic, override)` as one undoable step; a refusal goes to the banner."""
+        analysis = self.session.analysis
+        if analysis is None:
+            return
+        override = self.session.region_override
+        if override is None:
+            override = edits.empty_override(analysis.labels)
+        try:
+            new = change(analysis.labels, override)
+        except InvalidRequest as exc:
+            self.session.show_error(ErrorInfo.from_exception(exc), "regions")
+            return
+        self.session.show_error(None, "regions")
+        self.session.edit_regions(new, text)
+
+    @Slot(object, object)
+    def _stroked(self, cells: np.ndarray, start_region: int | None) -> None:
+        tool, selected = self.view.tool, self.session.selected_region
+        if tool == "brush":
+            name = f"Paint into region {selected}" if selected is not None else "Paint a new region"
+            self._edit(name, lambda auto, over: edits.paint(auto, over, cells, selected))
+        elif tool == "eraser":
+            self._edit("Erase region edits", lambda auto, over: edits.erase(over, cells))
+        elif tool == "split" and start_region is not None:
+            self._edit(f"Split region {start_region}",
+                       lambda auto, over: edits.split_by_mask(auto, over, start_region, cells))
+
+    @Slot()
+    def merge(self) -> None:
+        regions = sorted(self.marked | ({self.session.selected_region} - {None}))
+        self._edit(f"Merge regions {', '.join(map(str, regions))}", lambda auto, over: edits.merge(auto, over, regions))
+        self.marked = set()
+        self.view.set_marked(self.marked)
+
+    @Slot()
+    def split_automatically(self) -> None:
+        region, analysis = self.session.selected_region, self.session.analysis
+        if region is None or analysis is None:
+            self.session.show_error(ErrorInfo("invalid_request", "Select a region to split automatically"), "regions")
+            return
+        self._edit(f"Split region {region} automatically",
+                   lambda auto, over: edits.split_automatic(auto, over, region, analysis.fmix, analysis.params))
