@@ -76,6 +76,11 @@ class RegionView(QWidget):
         self.marks = frozenset(regions)
         self.set_strong(set(self.strong) | set(regions))
 
+    def show_pointer(self, pos: QPointF | None) -> None:
+        """Where the brush outline is drawn (the pointer's position; set by mouse moves, or for a screenshot)."""
+        self._pointer = pos
+        self.update()
+
     def set_note(self, note: str) -> None:
         self.note = note
         self.update()
