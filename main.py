@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import importlib
 
+    from engine.threads import apply_thread_policy
+
+    apply_thread_policy()  # before any command touches torch or onnxruntime: one split of the cores for all
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="stylegallery", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")

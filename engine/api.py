@@ -24,7 +24,7 @@ from .memory import out_of_memory_guard
 from .models import ModelBundle
 from .params import MatchParams, ModelSource, OutputParams, Stage1Params, Stage3Params, output_size, working_size
 from .stage1.edits import RegionEdit, apply_edit
-from .stage1.segment import analyze_image
+from .stage1.segment import analyze_images
 from .stage3.features import FeatureCache
 from .stage2.dinov2_tokens import cached_dinov2_tokens, resolved_alignment
 from .types import (Analysis, CancelFlag, DraftRequest, EventCallback, ImageRef, MatchTable, Pin,
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .draft import DraftResult, Drafter
 
 
-Loaded = tuple[Image.Image, "Image.Image | None", "RegionEdit | None"]  # a picture, its user mask, its region edit
+Loaded = tuple[Image.Image, "Image.Image | None", RegionEdit | None]  # a picture, its user mask, its region edit
 FEATURE_CACHE_BYTES = 3 << 30  # host memory kept for stage-3 features between runs
 
 
@@ -70,14 +70,20 @@ class Engine:
                 cancel: CancelFlag | None = None) -> Analysis:
         """Stage 1 for one image (cached), without its `region_edit`: the automatic map an edit is made on. Raises
         `Cancelled` if cancelled."""
-        return self._analyze(_load(image), params or Stage1Params(), on_event, cancel)
+        return self._analyze([_load(image)], params or Stage1Params(), on_event, cancel)[0]
 
-    def _analyze(self, loaded: Loaded, params: Stage1Params, on_event: EventCallback | None,
-                 cancel: CancelFlag | None) -> Analysis:
-        picture, mask, _ = loaded
+    def analyze_all(self, images: list[ImageRef], params: Stage1Params | None = None,
+                    on_event: EventCallback | None = None, cancel: CancelFlag | None = None) -> list[Analysis]:
+        """Stage 1 for several images (cached), in order; the inversions of those not cached run batched, one
+        UNet call per step for images of the same size. Raises `Cancelled` if cancelled (the analyses finished
+        before that are in the cache)."""
+        return self._analyze([_load(image) for image in images], params or Stage1Params(), on_event, cancel)
+
+    def _analyze(self, loaded: list[Loaded], params: Stage1Params, on_event: EventCallback | None,
+                 cancel: CancelFlag | None) -> list[Analysis]:
         with out_of_memory_guard("the analysis"), torch.no_grad():
-            return analyze_image(self.models, picture, params, user_mask=mask, on_event=on_event, cancel=cancel,
-                                 cache=self.cache)
+            return analyze_images(self.models, [(picture, mask) for picture, mask, _ in loaded], params,
+                                  on_event=on_event, cancel=cancel, cache=self.cache)
 
     def match(self, content: ImageRef, references: list[ImageRef], pins: list[Pin] | None = None,
               stage1: Stage1Params | None = None, params: MatchParams | None = None,
@@ -93,7 +99,8 @@ class Engine:
                ) -> tuple[MatchTable, Analysis, list[Analysis]]:
         """Stage 2 on images already opened (content first), so each file is decoded once per call."""
         model, processor = self.models.dinov2  # loaded, so checked, before the analyses
-        analyses = [apply_edit(self._analyze(item, stage1, on_event, cancel), item[2]) for item in loaded]
+        analyses = [apply_edit(analysis, item[2])
+                    for analysis, item in zip(self._analyze(loaded, stage1, on_event, cancel), loaded)]
         alignment = resolved_alignment(params.sem_alignment, stage1.size_policy)
         with out_of_memory_guard("the matching"), torch.no_grad():
             tokens = [cached_dinov2_tokens(self.cache, self.models.model_id("dinov2"), model, processor, picture,

@@ -5,6 +5,8 @@ present, otherwise the CPU in fp32 (half precision on CPU is slow and poorly sup
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from .errors import InvalidRequest
@@ -37,6 +39,21 @@ def pick_device(pref: str = "auto") -> torch.device:
     if device.type == "mps" and not _mps_available():
         raise InvalidRequest("Apple's MPS device was requested but is not available", hint="Choose 'auto' or 'cpu'.")
     return device
+
+
+def bf16_fast_on_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU has AMX tiles with bf16 (Intel Sapphire Rapids and later): detected, never assumed. Without
+    AMX, bf16 matrix products on a CPU gain little or nothing over fp32."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    if probe is not None:
+        try:
+            return bool(probe())
+        except RuntimeError:  # a build without the probe compiled in: read the kernel's flags
+            pass
+    try:
+        return "amx_bf16" in cpuinfo.read_text().split()
+    except OSError:
+        return False
 
 
 def pick_dtype(device: torch.device, pref: str = "auto") -> torch.dtype:

@@ -19,6 +19,7 @@ LCM_LORA_SOURCE = "latent-consistency/lcm-lora-sdv1-5"
 HYPER_SD_SOURCE = "ByteDance/Hyper-SD"
 HYPER_SD_WEIGHT_NAME = "Hyper-SD15-4steps-lora.safetensors"
 VAE_SCALING_FACTOR = 0.18215
+STAGE1_MAX_BATCH = 4  # images per batched DDIM-inversion call (memory bound: activations grow with the batch)
 LATENT_FACTOR = 8  # pixels per latent cell (SD1.5's VAE downsamples by 8)
 
 SizePolicy = Literal["square", "aspect"]

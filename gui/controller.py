@@ -26,6 +26,7 @@ from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
 from engine.wording import count
 
 from .drafts import DraftController
+from .gallery_analysis import GalleryAnalysis
 from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .model.gallery import Gallery
@@ -102,6 +103,7 @@ class Controller(QObject):
         self.gallery.changed.connect(self._gallery_saved)
         self.gallery.save_failed.connect(self._gallery_save_failed)
         self.drafts = DraftController(self, self)
+        self.gallery_analysis = GalleryAnalysis(self, self)
         self.session.random_weights = random_weights
         if gallery.load_error is not None:
             session.show_error(gallery.load_error, "gallery")
@@ -122,7 +124,8 @@ class Controller(QObject):
         self.drafts.engine_changed()
 
     def start(self) -> None:
-        """Ask for the device summary, then analyse the open content and every reference (cached by the engine)."""
+        """Ask for the device summary, analyse the open content and the references its runs use now, and the rest
+        of the gallery in the background (`GalleryAnalysis`; everything is cached by the engine)."""
         self.model_changed.emit(self.model_label)
         if self.engine is None:
             self.session.show_error(self.engine_error, "models")
@@ -130,9 +133,16 @@ class Controller(QObject):
         self._submit("device", lambda engine, on_event, cancel: engine.device_summary(), self._device_known)
         if self.session.content is not None:
             self._analyze_content()
-        for ref in self.gallery.references:
-            if not self.gallery.is_missing(ref.id):
-                self._analyze_reference(ref.id)
+        present = [r.id for r in self.gallery.references if not self.gallery.is_missing(r.id)]
+        used = set(self.participants())
+        for ref_id in present:
+            if ref_id in used:
+                self._analyze_reference(ref_id)
+        self.gallery_analysis.start([ref_id for ref_id in present if ref_id not in used])
+
+    def stop_gallery_analysis(self) -> None:
+        """Stop analysing the unused references (the next start resumes where this stopped)."""
+        self.gallery_analysis.stop()
 
     def save_all(self) -> list[str]:
         """Write the session and any gallery change not yet written; what could not be saved, in words."""
@@ -144,6 +154,7 @@ class Controller(QObject):
     def shutdown(self) -> None:
         """Stop both threads (they stop at their next cancel check) and save."""
         self._match_timer.stop()
+        self.gallery_analysis.stop()
         self.drafts.shutdown()
         self.queue.shutdown()
         self.session.save()
@@ -194,7 +205,7 @@ class Controller(QObject):
         return ref_id
 
     def remove_reference(self, ref_id: str) -> None:
-        self.queue.cancel("analyze_reference", ref_id)
+        self.queue.cancel(key=ref_id)  # its foreground or background analysis
         self.gallery.remove(ref_id)
 
     @Slot(object)
@@ -337,6 +348,8 @@ class Controller(QObject):
     @Slot(object, object)
     def _on_step(self, job: Job | None, event: StepEvent) -> None:
         session = self.session
+        if job is not None and job.kind == "analyze_gallery":
+            return  # background work: its progress is the gallery's, not the status bar's
         if job is not None and job.kind == "transfer" and event.stage == "transfer":
             session.progress = (event.step, event.total)
             if event.loss is not None:
@@ -387,11 +400,13 @@ class Controller(QObject):
     @Slot(object, object)
     def _on_failed(self, job: Job, info: ErrorInfo) -> None:
         """What every failure shows (after the job's own `on_failed`): a missing model explains the drafts-only state."""
+        topic = JOB_TOPICS.get(job.kind, "")
         if info.kind == "model_missing":
             info = draft_only_info(info, self.drafts.unavailable is None and draft_available()[0])
             self.session.models_missing = True
+            topic = "models"
         self.session.status = info.message
-        self.session.show_error(info, "models" if self.session.models_missing else JOB_TOPICS.get(job.kind, ""))
+        self.session.show_error(info, topic)
 
     def _run_failed(self, job: Job, info: ErrorInfo) -> None:
         self._run_stopped()

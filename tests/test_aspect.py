@@ -13,11 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.params import (MatchParams, OutputParams, Stage1Params, Stage3Params, output_size,
+from engine.params import (DraftParams, MatchParams, OutputParams, Stage1Params, Stage3Params, output_size,
                            working_size)
 from engine.resample import guided_resample
 from engine.stage2.matching import circle_iou, position_iou, region_geometry, token_grid_of
-from engine.types import ImageRef, TransferRequest
+from engine.types import DraftRequest, ImageRef, TransferRequest
 
 SMALL = Stage1Params(image_size=128, inversion_steps=3, k_max=4, kmeans_restarts=2, pca_components=8)
 SHORT = Stage3Params(steps=2, preview_every=1)
@@ -162,9 +162,10 @@ def test_requested_output_size_and_aspect(tiny_engine, photos):
 def test_draft_of_a_non_square_photo_uses_the_methods_regions(tiny_engine, photos):
     from engine.draft import DraftUnavailable
 
+    request = DraftRequest(ImageRef(photos["landscape"]), [ImageRef(photos["reference"])], regions="method",
+                           stage1=SMALL, draft=DraftParams(size=128))
     try:
-        draft = tiny_engine.draft(ImageRef(photos["landscape"]), [ImageRef(photos["reference"])], size=128,
-                                  regions="method", stage1=SMALL)
+        draft = tiny_engine.draft(request)
     except DraftUnavailable:
         pytest.skip("the draft extra is not installed")
     assert draft.region_source == "method"
@@ -237,3 +238,20 @@ def test_position_iou_on_square_maps_is_the_iou_in_cells_bit_for_bit():
     for a in geometries:
         for b in geometries:
             assert position_iou(a, b) == circle_iou(a.centre, a.radius, b.centre, b.radius)
+
+
+def test_feature_cache_keys_hold_the_working_size(tiny_engine):
+    """A 16x24 and a 24x16 latent of the same bytes (and token count) must not share cached features."""
+    from engine.stage3.features import FeatureCache, ReferenceFeatures
+    from engine.stage3.stylize import prepare_embeds
+
+    sd = tiny_engine.models.sd
+    embeds = prepare_embeds(tiny_engine.models.empty_prompt_embeds(), sd.unet.device)
+    cache = FeatureCache()
+    queries = []
+    for shape in ((16, 24), (24, 16)):
+        zeros = torch.zeros(1, 4, *shape)
+        provider = ReferenceFeatures(sd.unet, embeds, zeros, {0: zeros}, (10, 15), "fp32", "tiny", cache)
+        queries.append(provider.at(500.0).content_query[15])
+    assert (cache.hits, cache.misses) == (0, 4)
+    assert queries[0].shape == queries[1].shape  # same token count: only the key tells the two apart

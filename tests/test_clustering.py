@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -10,6 +11,8 @@ import torch
 
 from engine.stage1.clustering import (choose_k, cluster_features, kmeans, project_pca, seeded_global_rng, silhouette,
                                standardize)
+from torch.utils._python_dispatch import TorchDispatchMode
+
 from engine.errors import Cancelled
 from engine.params import Stage1Params
 
@@ -66,6 +69,84 @@ def test_kmeans_recovers_separated_blobs_deterministically():
     assert same_partition(runs[0].labels.numpy(), truth)
     assert torch.equal(runs[0].labels, runs[1].labels)
     assert set(runs[0].labels.tolist()) == {0, 1, 2}
+
+
+def literal_kmeans(data: torch.Tensor, k: int, restarts: int, max_iters: int, tol: float,
+                   generator: torch.Generator) -> torch.Tensor:
+    """The reference's k-means word for word (one masked mean per cluster per iteration): the labels the
+    vectorised `kmeans` must reproduce."""
+    n = data.shape[0]
+    best_labels, best_inertia = None, None
+    x2 = (data ** 2).sum(1, keepdim=True)
+    for _ in range(restarts):
+        centroids = data[torch.randperm(n, generator=generator)[:k]]
+        for _ in range(max_iters):
+            dist = x2 - 2 * (data @ centroids.T) + (centroids ** 2).sum(1)
+            labels = dist.argmin(1)
+            new_centroids = torch.stack([data[labels == i].mean(0) if (labels == i).any()
+                                         else data[torch.randint(0, n, (1,))].squeeze(0) for i in range(k)])
+            shift = (centroids - new_centroids).norm(dim=1).max()
+            centroids = new_centroids
+            if shift <= tol:
+                break
+        inertia = float(dist.gather(1, labels.view(-1, 1)).sum())
+        if best_inertia is None or inertia < best_inertia:
+            best_labels, best_inertia = labels.clone(), inertia
+    return best_labels
+
+
+def mixture(n: int, dim: int, centres: int, seed: int) -> torch.Tensor:
+    """Overlapping Gaussian clusters (spread 1, centres ~2.5 apart): many points near a boundary."""
+    generator = torch.Generator().manual_seed(seed)
+    means = torch.randn(centres, dim, generator=generator) * 2.5 / dim ** 0.5 * 2
+    return means[torch.randint(0, centres, (n,), generator=generator)] + torch.randn(n, dim, generator=generator)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_vectorised_kmeans_gives_the_literal_loops_labels(seed):
+    data = mixture(1500, 20, 5, seed)
+    for k in range(2, 11):
+        with seeded_global_rng(42, data.device):
+            literal = literal_kmeans(data, k, 3, 64, 1e-4, torch.Generator().manual_seed(42))
+        with seeded_global_rng(42, data.device):
+            vectorised = kmeans(data, k, 3, 64, 1e-4, torch.Generator().manual_seed(42)).labels
+        assert torch.equal(vectorised, literal), k
+
+
+def test_empty_clusters_are_reseeded_in_the_literal_loops_draw_order():
+    # 8 distinct points, 6 of them duplicates of two values: with k = 6 some starting centroids coincide and
+    # their clusters empty out, so the global generator is drawn from in the middle of the iterations.
+    data = torch.tensor([[0.0, 0.0]] * 6 + [[5.0, 5.0]] * 6 + [[9.0, 0.0], [0.0, 9.0]])
+    for seed in range(5):
+        with seeded_global_rng(seed, data.device):
+            literal = literal_kmeans(data, 6, 4, 20, 1e-4, torch.Generator().manual_seed(seed))
+            after_literal = torch.rand(1)
+        with seeded_global_rng(seed, data.device):
+            vectorised = kmeans(data, 6, 4, 20, 1e-4, torch.Generator().manual_seed(seed)).labels
+            after_vectorised = torch.rand(1)
+        assert torch.equal(vectorised, literal) and torch.equal(after_vectorised, after_literal)
+
+
+class OperationCounter(TorchDispatchMode):
+    """Counts the tensor operations run under it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.calls[str(func)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_kmeans_work_per_iteration_does_not_grow_with_k():
+    data = mixture(600, 8, 10, 3)
+    totals = {}
+    for k in (2, 9):
+        with OperationCounter() as counter:
+            kmeans(data, k, 1, 10, -1.0, torch.Generator().manual_seed(0))  # tol < 0: all 10 iterations run
+        totals[k] = sum(counter.calls.values())
+    assert totals[9] == totals[2], totals
 
 
 def test_silhouette_matches_scikit_learn():

@@ -151,9 +151,10 @@ def test_a_pin_to_a_missing_reference_region_is_refused_as_the_method_refuses_it
 def test_thread_spinning_is_off_when_two_sessions_share_two_cores(monkeypatch, cores, sessions, spinning_off):
     import onnxruntime
 
+    from engine import threads
     from engine.draft import onnx_models
 
-    monkeypatch.setattr(onnx_models, "usable_cores", lambda: cores)
+    monkeypatch.setattr(onnx_models, "current_policy", lambda: threads.plan_threads(cores))
     options = onnx_models.session_options(onnxruntime, sessions_in_process=sessions)
     try:
         value = options.get_session_config_entry("session.intra_op.allow_spinning")

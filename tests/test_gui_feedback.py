@@ -107,3 +107,19 @@ def test_banner_shows_the_newest_messages_and_counts_the_rest(make_window):
     assert not window.banner.more.isVisibleTo(window)
     window.session.show_error(None, "save")  # withdrawing a topic takes only its own messages
     assert window.session.messages == ()
+
+
+def test_a_run_failure_after_a_missing_model_is_about_the_run(make_window, qtbot, images, tmp_path):
+    from engine.errors import ModelMissing, OutOfMemory
+
+    engine = FakeEngine(analyze_fails_with=ModelMissing("no weights here (simulated)"),
+                        fail_with=OutOfMemory("CUDA out of memory (simulated)"))
+    window = make_window(engine)
+    window.controller.add_references([images[0]])
+    window.controller.open_content(write_image(tmp_path / "photo.png", size=64, seed=7))
+    wait_idle(qtbot, window)
+    with qtbot.waitSignal(window.controller.queue.failed, timeout=10000):
+        window.controller.run()
+    assert [topic for topic, _ in window.session.messages] == ["models", "run"]
+    window.session.show_error(None, "run")  # a new run withdraws the last run's failure, not the models' notice
+    assert [info.kind for _, info in window.session.messages] == ["draft_only"]

@@ -258,7 +258,7 @@ def test_size_settings_persist_and_reach_the_runs(make_window, qtbot, tmp_path):
                        (dialog.upscale, "fast")):
         box.setCurrentIndex(box.findData(value))
     prefs = dialog.preferences()
-    window.settings.set_preferences(prefs)
+    window.app.settings.set_preferences(prefs)
     wait_idle(qtbot, window)
     window.close()
     again = make_window()  # a new start reads them back

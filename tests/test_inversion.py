@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from engine.errors import Cancelled
-from engine.stage1.inversion import ddim_invert, image_to_tensor, inversion_timesteps, time_weights
+from engine.stage1.inversion import (ddim_invert, ddim_invert_batch, image_to_tensor, inversion_timesteps,
+                                    time_weights)
 from engine.params import Stage1Params
 
 
@@ -99,3 +100,17 @@ def test_inversion_checks_cancel_between_steps():
         ddim_invert(unet, torch.zeros(1, 4, 8, 8), torch.zeros(1, 77, 8), _alphas(), Stage1Params(), flag, on_step)
     assert len(unet.calls) == 3
     assert not unet.up_blocks[2]._forward_hooks  # the capture hook is removed even on cancel
+
+
+def test_batched_inversion_is_one_call_per_step_and_equals_one_by_one():
+    latents = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+    params = Stage1Params()
+    unet = FakeUNet()
+    batched = ddim_invert_batch(unet, latents, torch.zeros(1, 77, 8), _alphas(), params)
+    assert len(unet.calls) == params.inversion_steps  # the whole batch in every call
+    assert all(sample.shape[0] == 3 for _, sample in unet.calls)
+    for b, result in enumerate(batched):
+        alone = ddim_invert(FakeUNet(), latents[b:b + 1], torch.zeros(1, 77, 8), _alphas(), params)
+        assert result.latents.shape == alone.latents.shape and result.fmix.shape == alone.fmix.shape
+        assert torch.allclose(result.latents, alone.latents, atol=1e-6)
+        assert torch.allclose(result.fmix, alone.fmix, atol=1e-6)

@@ -14,7 +14,7 @@ import torch
 
 from engine.images import load_image
 from engine.params import ModelSource, Stage1Params
-from engine.stage1.segment import analyze_image
+from engine.stage1.segment import analyze_images
 
 ROLES = {"content": "content_0001.png", "style0": "style0_VanGogh001.png", "style1": "style1_C001.png"}
 LABEL_STEPS = {"step5_kmeans_per_k": "labels_step5_kmeans_per_k", "step5_kmeans": "labels_step5_kmeans",
@@ -24,7 +24,7 @@ LABEL_STEPS = {"step5_kmeans_per_k": "labels_step5_kmeans_per_k", "step5_kmeans"
 
 @pytest.fixture(scope="module")
 def analyses(parity_root):
-    """The three golden inputs analysed once with default settings, intermediates kept."""
+    """The three golden inputs analysed once with default settings, intermediates kept (inverted as one batch)."""
     from engine.models import ModelBundle
 
     models = parity_root / "models-tiny"
@@ -34,8 +34,9 @@ def analyses(parity_root):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        return {role: analyze_image(bundle, load_image(parity_root / "golden" / "inputs" / name), Stage1Params(),
-                                    keep_intermediates=True) for role, name in ROLES.items()}
+        # All three in one call: their inversions run as one batch, which must not move any label.
+        images = [(load_image(parity_root / "golden" / "inputs" / name), None) for name in ROLES.values()]
+        return dict(zip(ROLES, analyze_images(bundle, images, Stage1Params(), keep_intermediates=True)))
     finally:
         torch.set_num_threads(threads)
 

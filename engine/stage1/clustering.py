@@ -3,7 +3,10 @@
 The default reproduces the reference's arithmetic so that its label maps are reproduced exactly:
 `torch.pca_lowrank` drawn from the global generator right after `torch.manual_seed(seed)`, Lloyd's
 algorithm with the expanded squared distance |x|^2 - 2 x.c + |c|^2, restarts drawn from one
-`torch.Generator` per k, and empty clusters refilled from the global generator. `seeded_global_rng`
+`torch.Generator` per k, and empty clusters refilled from the global generator. Cluster means come from
+one float64 scatter-add per iteration; they differ from per-cluster masked means only in rounding, and the labels
+are the same (tests/test_clustering.py compares both on random data, tests/test_parity_stage1.py on the
+goldens). `seeded_global_rng`
 scopes those global draws so the caller's random state is left as it was.
 """
 from __future__ import annotations
@@ -65,7 +68,9 @@ def kmeans(data: torch.Tensor, k: int, restarts: int, max_iters: int, tol: float
     """Lloyd's algorithm, best of `restarts`, each started from `randperm(N, generator)[:k]` pixels.
 
     Stops when the largest centroid move <= tol; labels and inertia are those of the last assignment.
-    An empty cluster is re-seeded at a pixel drawn from the global generator (the reference's choice).
+    Each iteration is a fixed handful of whole-array operations (one assignment, one scatter of sums and
+    counts), never a Python loop over clusters: thousands of tiny tensor calls per image stall whenever
+    another process holds a core.
     """
     n = data.shape[0]
     best: KMeansResult | None = None
@@ -75,11 +80,7 @@ def kmeans(data: torch.Tensor, k: int, restarts: int, max_iters: int, tol: float
         for _ in range(max_iters):
             dist = x2 - 2 * (data @ centroids.T) + (centroids ** 2).sum(1)
             labels = dist.argmin(1)
-            new_centroids = torch.stack([
-                data[labels == i].mean(0) if (labels == i).any()
-                else data[torch.randint(0, n, (1,), device=data.device)].squeeze(0)
-                for i in range(k)
-            ])
+            new_centroids = cluster_means(data, labels, k)
             shift = (centroids - new_centroids).norm(dim=1).max()
             centroids = new_centroids
             if shift <= tol:
@@ -88,6 +89,21 @@ def kmeans(data: torch.Tensor, k: int, restarts: int, max_iters: int, tol: float
         if best is None or inertia < best.inertia:
             best = KMeansResult(labels.clone(), centroids.clone(), inertia)
     return best
+
+
+def cluster_means(data: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """(k, D) mean of each cluster's rows by one scatter-add. An empty cluster is re-seeded at a row drawn
+    from the global generator, in increasing cluster order, one draw each (the reference's choice and
+    draw order, so seeded runs keep their labels)."""
+    counts = torch.bincount(labels, minlength=k)
+    # float64 sums: a float32 scatter adds row after row (error growing with the cluster's size), while the
+    # reference's per-cluster mean sums in cascades; rounded from float64 the means land on the reference's
+    # labels (a sequential float32 sum moved labels on overlapping clusters in tests/test_clustering.py).
+    sums = torch.zeros(k, data.shape[1], dtype=torch.float64, device=data.device).index_add_(0, labels, data.double())
+    means = (sums / counts.clamp_min(1).unsqueeze(1)).to(data.dtype)
+    for cluster in (counts == 0).nonzero().flatten().tolist():
+        means[cluster] = data[torch.randint(0, data.shape[0], (1,), device=data.device)].squeeze(0)
+    return means
 
 
 def silhouette(data: torch.Tensor, labels: torch.Tensor, sample_size: int | None = None) -> float:

@@ -77,13 +77,22 @@ class InversionResult:
         return self.latents[-1]
 
 
-@torch.no_grad()
 def ddim_invert(unet: torch.nn.Module, latent: torch.Tensor, text_embeds: torch.Tensor,
                 alphas_cumprod: torch.Tensor, params: Stage1Params, cancel: CancelFlag | None = None,
                 on_step: Callable[[int], None] | None = None) -> InversionResult:
-    """DDIM inversion of a clean latent (1, 4, h, w) with the empty-prompt embeddings (1, 77, D).
+    """DDIM inversion of one clean latent (1, 4, h, w): `ddim_invert_batch` with a batch of one."""
+    return ddim_invert_batch(unet, latent, text_embeds, alphas_cumprod, params, cancel, on_step)[0]
 
-    Each UNet call predicts eps at the target t_i on the current latent; the output of
+
+@torch.no_grad()
+def ddim_invert_batch(unet: torch.nn.Module, latents: torch.Tensor, text_embeds: torch.Tensor,
+                      alphas_cumprod: torch.Tensor, params: Stage1Params, cancel: CancelFlag | None = None,
+                      on_step: Callable[[int], None] | None = None) -> list[InversionResult]:
+    """DDIM inversion of B clean latents of one size (B, 4, h, w) with the empty-prompt embeddings (1, 77, D),
+    one UNet call per step for the whole batch (the images never interact: the same results as one by one, up to
+    the rounding of the batched kernels).
+
+    Each UNet call predicts eps at the target t_i on the current latents; the output of
     `unet.up_blocks[params.feature_block]` is captured on the same call (so F_0 comes from the clean
     latent) and accumulated into F_mix with the time weights. The latent update runs in float32 whatever
     the UNet's dtype. `on_step(i)` is called after step i; `cancel` is checked before every UNet call.
@@ -92,9 +101,10 @@ def ddim_invert(unet: torch.nn.Module, latent: torch.Tensor, text_embeds: torch.
     alphas = alphas_cumprod.to(dtype=torch.float32, device="cpu")
     weights = time_weights(params.inversion_steps, params.time_weight_sharpness, params.time_weight_centre)
     block = unet.up_blocks[params.feature_block]
-    embeds = text_embeds.to(device=param.device, dtype=param.dtype)
-    z = latent.to(device=param.device, dtype=torch.float32)
-    latents: list[torch.Tensor] = []
+    batch = latents.shape[0]
+    embeds = text_embeds.to(device=param.device, dtype=param.dtype).expand(batch, -1, -1)
+    z = latents.to(device=param.device, dtype=torch.float32)
+    steps: list[torch.Tensor] = []
     fmix: torch.Tensor | None = None
     with capture_output(block) as captured:
         for i, t in enumerate(inversion_timesteps(params)):
@@ -108,7 +118,8 @@ def ddim_invert(unet: torch.nn.Module, latent: torch.Tensor, text_embeds: torch.
             a_p = alphas[max(0, t - params.inversion_stride)].to(z.device)
             a_t = alphas[t].to(z.device)
             z = (z - (1 - a_p).sqrt() * eps) * (a_t.sqrt() / a_p.sqrt()) + (1 - a_t).sqrt() * eps
-            latents.append(z[0])
+            steps.append(z)
             if on_step is not None:
                 on_step(i)
-    return InversionResult(latents=torch.stack(latents), fmix=fmix[0])
+    trajectory = torch.stack(steps, dim=1)  # (B, steps, 4, h, w)
+    return [InversionResult(latents=trajectory[b], fmix=fmix[b]) for b in range(batch)]

@@ -1,7 +1,8 @@
 """Stage 1 end to end: an image (and optional user mask) in, an `Analysis` out, cached on disk.
 
 `segment` runs steps 4-10 on arrays alone (testable without models); `analyze_image` adds the models
-(VAE encode, DDIM inversion, depth), progress events, cancellation and the cache. The cache key holds
+(VAE encode, DDIM inversion, depth), progress events, cancellation and the cache; `analyze_images` does the same
+for several images with their inversions batched. The cache key holds
 the image's pixel hash, the model ids, every Stage1Params field, the user mask's pixel hash and the
 device type and dtype (CPU and CUDA generators draw differently), never the file path.
 """
@@ -19,8 +20,8 @@ from .clustering import Clustering, cluster_features, seeded_global_rng
 from .depth import predict_depth
 from ..errors import Cancelled, InvalidRequest
 from ..images import pixel_sha256, resize_to
-from .inversion import ddim_invert, encode_latent
-from ..params import LATENT_FACTOR, Stage1Params, working_size
+from .inversion import InversionResult, ddim_invert_batch, encode_latent
+from ..params import LATENT_FACTOR, STAGE1_MAX_BATCH, Stage1Params, working_size
 from .regions import (apply_user_mask, depth_split, depth_grid, merge_clusters, remove_small_pieces,
                       user_mask_grid)
 from ..types import Analysis, CancelFlag, EventCallback, StepEvent
@@ -105,47 +106,106 @@ def analyze_image(bundle, image: Image.Image, params: Stage1Params | None = None
     any model. `keep_intermediates` also keeps the float intermediates (inversion latents, X_pca, the raw
     depth prediction) in `Analysis.steps`, for parity checks. Raises Cancelled when `cancel` is set.
     """
+    return analyze_images(bundle, [(image, user_mask)], params, on_event, cancel, cache, keep_intermediates)[0]
+
+
+@dataclass
+class _Pending:
+    """One image of `analyze_images` that the cache did not answer."""
+
+    index: int
+    image: Image.Image
+    image_sha: str
+    key: str
+    size: tuple[int, int]  # working size (width, height), pixels
+    mask_ids: np.ndarray | None
+    latent: torch.Tensor | None = None
+
+
+def analyze_images(bundle, images: list[tuple[Image.Image, Image.Image | None]], params: Stage1Params | None = None,
+                   on_event: EventCallback | None = None, cancel: CancelFlag | None = None,
+                   cache: DiskCache | None = None, keep_intermediates: bool = False) -> list[Analysis]:
+    """Stage 1 for several (image, user mask or None) pairs, in order: `analyze_image` for each, except that
+    the DDIM inversions of the images the cache does not hold run batched, one UNet call per step for up to
+    `STAGE1_MAX_BATCH` images of the same latent size (the UNet's weights are read once per step, not once
+    per image). Results equal the one-by-one analyses up to the batched kernels' rounding.
+
+    Progress: one "analyze" event stream for all the images computed (a cache hit adds nothing to it).
+    """
     params = params or Stage1Params()
-    total = total_steps(params)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("Analysis cancelled")
+    results: list[Analysis | None] = [None] * len(images)
+    pending: list[_Pending] = []
+    for index, (image, user_mask) in enumerate(images):
+        image_sha = pixel_sha256(image)
+        size = working_size(*image.size, params)
+        mask_ids = mask_sha = None
+        if user_mask is not None:
+            mask_ids = user_mask_grid(user_mask, (size, image.size),
+                                      (size[1] // LATENT_FACTOR, size[0] // LATENT_FACTOR))
+            mask_sha = pixel_sha256(user_mask)
+        key = analysis_key(image_sha, params, bundle.model_id("sd"), bundle.model_id("depth"), mask_sha,
+                           bundle.device, bundle.dtype, size)
+        cached = load_analysis(cache, key) if cache is not None else None
+        if cached is not None and (not keep_intermediates or "x_pca" in cached.steps):
+            results[index] = cached
+        else:
+            pending.append(_Pending(index, image, image_sha, key, size, mask_ids))
+
+    total = total_steps(params) * len(pending)
     done = 0
 
-    def advance(message: str) -> None:
+    def advance(message: str, units: int = 1) -> None:
         nonlocal done
         if cancel is not None and cancel.is_set():
             raise Cancelled("Analysis cancelled")
-        done += 1
+        done += units
         if on_event is not None:
             on_event(StepEvent("analyze", done, total, message=message))
 
-    if cancel is not None and cancel.is_set():
-        raise Cancelled("Analysis cancelled")
-    image_sha = pixel_sha256(image)
-    size = working_size(*image.size, params)
-    mask_ids = None
-    mask_sha = None
-    if user_mask is not None:
-        mask_ids = user_mask_grid(user_mask, (size, image.size), (size[1] // LATENT_FACTOR, size[0] // LATENT_FACTOR))
-        mask_sha = pixel_sha256(user_mask)
-    key = analysis_key(image_sha, params, bundle.model_id("sd"), bundle.model_id("depth"), mask_sha,
-                       bundle.device, bundle.dtype, size)
-    if cache is not None:
-        cached = load_analysis(cache, key)
-        if cached is not None and (not keep_intermediates or "x_pca" in cached.steps):
-            if on_event is not None:
-                on_event(StepEvent("analyze", total, total, message="Loaded from cache"))
-            return cached
-
+    if not pending:  # no model is loaded for cache hits
+        if on_event is not None:
+            on_event(StepEvent("analyze", 1, 1, message="Loaded from cache"))
+        return results
     sd = bundle.sd
     depth_model = bundle.depth if params.use_depth else None  # loaded, so checked, before the SD work
-    latent = encode_latent(sd.vae, resize_to(image, size))
-    advance("Encoded the image")
-    inversion = ddim_invert(sd.unet, latent, bundle.empty_prompt_embeds(), sd.ddim_scheduler().alphas_cumprod,
-                            params, cancel, on_step=lambda i: advance(f"Inversion step {i + 1}"))
+    for item in pending:
+        item.latent = encode_latent(sd.vae, resize_to(item.image, item.size))
+        advance("Encoded the image")
+    for group in _inversion_batches(pending):
+        inversions = ddim_invert_batch(
+            sd.unet, torch.cat([item.latent for item in group]), bundle.empty_prompt_embeds(),
+            sd.ddim_scheduler().alphas_cumprod, params, cancel,
+            on_step=lambda i, n=len(group): advance(f"Inversion step {i + 1}", n))
+        for item, inversion in zip(group, inversions):
+            results[item.index] = _finish_analysis(bundle, item, inversion, depth_model, params, advance, cancel,
+                                                   keep_intermediates)
+            if cache is not None:
+                save_analysis(cache, item.key, results[item.index])
+    return results
+
+
+def _inversion_batches(pending: list[_Pending]) -> list[list[_Pending]]:
+    """Images grouped by latent size (only equal sizes share a UNet call), at most STAGE1_MAX_BATCH a group."""
+    by_size: dict[tuple[int, ...], list[_Pending]] = {}
+    for item in pending:
+        by_size.setdefault(tuple(item.latent.shape), []).append(item)
+    return [group[start:start + STAGE1_MAX_BATCH] for group in by_size.values()
+            for start in range(0, len(group), STAGE1_MAX_BATCH)]
+
+
+def _finish_analysis(bundle, item: _Pending, inversion: InversionResult, depth_model: tuple | None,
+                     params: Stage1Params, advance: Callable[..., None], cancel: CancelFlag | None,
+                     keep_intermediates: bool) -> Analysis:
+    """Depth (with `depth_model`, the bundle's (model, processor), or none), steps 4-10 and the `Analysis` of one
+    image whose inversion is done."""
     depth = None
     if depth_model is not None:
-        depth = predict_depth(*depth_model, image)
+        depth = predict_depth(*depth_model, item.image)
         advance("Estimated depth")
-    result = segment(inversion.fmix, latent[0], None if depth is None else depth.depth, params, mask_ids,
+    latent = item.latent
+    result = segment(inversion.fmix, latent[0], None if depth is None else depth.depth, params, item.mask_ids,
                      cancel, on_k=lambda k: advance(f"Clustering with k = {k}"))
     steps = dict(result.steps)
     if keep_intermediates:
@@ -154,11 +214,9 @@ def analyze_image(bundle, image: Image.Image, params: Stage1Params | None = None
         if depth is not None:
             steps["depth_model_output"] = depth.raw.cpu().numpy()
     analysis = Analysis(
-        image_sha256=image_sha, labels=result.labels, fmix=inversion.fmix.cpu().numpy(),
+        image_sha256=item.image_sha, labels=result.labels, fmix=inversion.fmix.cpu().numpy(),
         depth=None if depth is None else depth.depth.cpu().numpy(), c15=inversion.c15.cpu().numpy(),
-        vae_latent=latent[0].cpu().numpy(), params=params, model_id=sd.model_id,
+        vae_latent=latent[0].cpu().numpy(), params=params, model_id=bundle.sd.model_id,
         silhouette=dict(result.clustering.silhouettes), chosen_k=result.clustering.chosen_k, steps=steps)
     advance("Regions ready")
-    if cache is not None:
-        save_analysis(cache, key, analysis)
     return analysis

@@ -65,6 +65,7 @@ class Gallery(QObject):
     changed = Signal()  # the list, a name, a family or a checkbox changed
     save_failed = Signal(object)  # ErrorInfo: the index could not be written (the change stays in memory)
     analysis_changed = Signal(str)  # reference id whose analysis (or its state) changed
+    background_progress_changed = Signal(object)  # (done, total) of the background analyses, or None
     problem = Signal(object)  # ErrorInfo for the banner, e.g. a save refused because the index is read-only
 
     def __init__(self, folder: Path, parent: QObject | None = None):
@@ -74,6 +75,7 @@ class Gallery(QObject):
         self.index = self.folder / "index.json"
         self._refs: list[Reference] = []
         self._analyses: dict[str, Analysis] = {}
+        self._background_progress: tuple[int, int] | None = None
         self.load_error: ErrorInfo | None = None  # what was wrong with index.json and what was done about it
         self.read_only = False  # a newer or unreadable index: shown, never saved over, no image added or deleted
         self.unsaved = False  # the last index write failed: what is in memory is newer than the file
@@ -110,6 +112,16 @@ class Gallery(QObject):
 
     def analysis(self, ref_id: str) -> Analysis | None:
         return self._analyses.get(ref_id)
+
+    @property
+    def background_progress(self) -> tuple[int, int] | None:
+        """(done, total) of the references being analysed in the background; None when none are."""
+        return self._background_progress
+
+    def set_background_progress(self, progress: tuple[int, int] | None) -> None:
+        if progress != self._background_progress:
+            self._background_progress = progress
+            self.background_progress_changed.emit(progress)
 
     # ----- adding
     def add_paths(self, paths: list[Path], family: str = "") -> tuple[list[str], list[ErrorInfo]]:

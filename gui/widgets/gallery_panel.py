@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QIcon, QImage, QKeySequence, QPainter, QPixmap
-from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QInputDialog, QMenu,
+from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMenu,
                                QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from engine.errors import StyleGalleryError
@@ -68,11 +68,22 @@ class GalleryPanel(QWidget):
         buttons = QHBoxLayout()
         for widget in (add, folder, paste):
             buttons.addWidget(widget)
+        self.background_label = QLabel()
+        self.background_label.setObjectName("galleryBackground")
+        self.background_stop = QPushButton("Stop")
+        self.background_stop.setToolTip("Stop analysing unused references now; they continue at the next start")
+        self.background_stop.clicked.connect(controller.stop_gallery_analysis)
+        background = QHBoxLayout()
+        background.addWidget(self.background_label, 1)
+        background.addWidget(self.background_stop)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(buttons)
         layout.addWidget(self.tree, 1)
+        layout.addLayout(background)
         layout.addWidget(self.maps_box)
+        self.gallery.background_progress_changed.connect(self._background_progress)
+        self._background_progress(self.gallery.background_progress)
 
         # Rebuilds wait for the event loop: a tree edit's own itemChanged must not delete its item mid-signal.
         self._rebuild_timer = QTimer(self, singleShot=True, interval=0)
@@ -177,6 +188,13 @@ class GalleryPanel(QWidget):
             self.gallery.set_family(ref_id, name)
 
     # ----- showing
+    @Slot(object)
+    def _background_progress(self, progress: tuple[int, int] | None) -> None:
+        if progress is not None:
+            self.background_label.setText(f"Analysing unused references: {progress[0]} of {progress[1]}")
+        self.background_label.setVisible(progress is not None)
+        self.background_stop.setVisible(progress is not None)
+
     @Slot()
     def _label_maps(self) -> None:
         self.maps_box.setText("Region maps (RANDOM WEIGHTS)" if self.session.random_weights else "Region maps")
