@@ -119,7 +119,9 @@ def test_merge_marked_and_selected_regions_drops_the_pin(window, qtbot):
     assert session.selected_region == 3
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier, point(view, 40, 40))
     assert tools.marked == {4}
+    assert 4 in view.strong  # a marked region is shown as marked
     tools.merge_action.trigger()
+    assert not view.marks and 4 not in view.strong
     expected = quarters()
     expected[expected == 4] = 3
     assert 4 not in session.pins and session.error.kind == "pins_dropped"
