@@ -109,7 +109,7 @@ def _shoot(args: argparse.Namespace, tmp: Path) -> int:
         if not wait(lambda: session.match_table is not None, "analysing and matching"):
             return 2
         if args.regions:
-            return _regions_shot(args, window, wait_draft)
+            return _regions_shot(args, window, wait)
         session.reference_maps = True
         regions = session.analysis.region_ids
         window.matches_panel.show_reference(ids[0])
@@ -157,7 +157,7 @@ def _draft_shot(args: argparse.Namespace, window, ids: list[str], wait_draft) ->
     return 0
 
 
-def _regions_shot(args: argparse.Namespace, window, wait_draft) -> int:
+def _regions_shot(args: argparse.Namespace, window, wait) -> int:
     """The region tools at work: the first two regions merged through the Merge action, a new region brushed with
     the Brush tool (its outline at the pointer), and the draft made on the edited map."""
     from PySide6.QtCore import QPointF
@@ -166,7 +166,7 @@ def _regions_shot(args: argparse.Namespace, window, wait_draft) -> int:
 
     session, tools, view = window.session, window.content_panel.tools, window.content_panel.view
     regions = session.analysis.region_ids
-    if len(regions) > 1:
+    if len(regions) > 2:  # merging the only two would leave no map to show
         session.selected_region = regions[0]
         tools.marked = {regions[1]}
         tools.merge_action.trigger()
@@ -179,7 +179,12 @@ def _regions_shot(args: argparse.Namespace, window, wait_draft) -> int:
     view.stroked.emit(cells, None)
     rect = view.image_rect()
     view.show_pointer(QPointF(rect.left() + rect.width() * 0.75, rect.top() + rect.height() * 0.3))
-    if not wait_draft("drafting on the edited regions"):
+    def drafted_on_the_edit() -> bool:
+        draft = session.draft
+        return (session.match_table is not None and draft is not None and not session.drafting
+                and draft.region_source == "method" and draft.labels.max() == session.region_labels().max())
+
+    if not wait(drafted_on_the_edit, "matching and drafting on the edited regions"):
         return 2
     window.outputs.setCurrentWidget(window.draft_panel)
     if not _grab(window, args.out):
