@@ -37,6 +37,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the analyses and the run")
     parser.add_argument("--draft", action="store_true",
                         help="show a first start without the SD model: the instant draft on quick regions")
+    parser.add_argument("--regions", action="store_true",
+                        help="show the region tools in use: two regions merged, a new one brushed, the draft after")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,6 +108,8 @@ def _shoot(args: argparse.Namespace, tmp: Path) -> int:
             return _draft_shot(args, window, ids, wait_draft)
         if not wait(lambda: session.match_table is not None, "analysing and matching"):
             return 2
+        if args.regions:
+            return _regions_shot(args, window, wait)
         session.reference_maps = True
         regions = session.analysis.region_ids
         window.matches_panel.show_reference(ids[0])
@@ -150,6 +154,43 @@ def _draft_shot(args: argparse.Namespace, window, ids: list[str], wait_draft) ->
         return 2
     draft = session.draft
     print(f"{args.out}: draft on {count(len(regions), draft.region_source + ' region')} in {draft.seconds:.2f} s")
+    return 0
+
+
+def _regions_shot(args: argparse.Namespace, window, wait) -> int:
+    """The region tools at work: the first two regions merged through the Merge action, a new region brushed with
+    the Brush tool (its outline at the pointer), and the draft made on the edited map."""
+    from PySide6.QtCore import QPointF
+
+    from engine.stage1.edits import brush_cells
+
+    session, tools, view = window.session, window.content_panel.tools, window.content_panel.view
+    regions = session.analysis.region_ids
+    if len(regions) > 2:  # merging the only two would leave no map to show
+        session.selected_region = regions[0]
+        tools.marked = {regions[1]}
+        tools.merge_action.trigger()
+    session.selected_region = None
+    tools.tool_actions["brush"].trigger()
+    tools.size_box.setValue(6)
+    rows, cols = session.analysis.labels.shape
+    cells = brush_cells((rows, cols), (rows * 0.3, cols * 0.7), 6) | brush_cells((rows, cols), (rows * 0.3, cols * 0.6),
+                                                                       6)
+    view.stroked.emit(cells, None)
+    rect = view.image_rect()
+    view.show_pointer(QPointF(rect.left() + rect.width() * 0.75, rect.top() + rect.height() * 0.3))
+    def drafted_on_the_edit() -> bool:
+        draft = session.draft
+        return (session.match_table is not None and draft is not None and not session.drafting
+                and draft.region_source == "method" and draft.labels.max() == session.region_labels().max())
+
+    if not wait(drafted_on_the_edit, "matching and drafting on the edited regions"):
+        return 2
+    window.outputs.setCurrentWidget(window.draft_panel)
+    if not _grab(window, args.out):
+        return 2
+    print(f"{args.out}: {count(len(session.region_shares()), 'region')} after the edits "
+          f"({session.undo_stack.count()} undoable steps)")
     return 0
 
 

@@ -119,7 +119,9 @@ def test_merge_marked_and_selected_regions_drops_the_pin(window, qtbot):
     assert session.selected_region == 3
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier, point(view, 40, 40))
     assert tools.marked == {4}
+    assert 4 in view.strong  # a marked region is shown as marked
     tools.merge_action.trigger()
+    assert not view.marks and 4 not in view.strong
     expected = quarters()
     expected[expected == 4] = 3
     assert 4 not in session.pins and session.error.kind == "pins_dropped"
@@ -135,3 +137,27 @@ def test_automatic_split_uses_the_regions_features(window, qtbot):
     expected[16:32, :32] = 5
     check_undo_redo(window, quarters(), expected)
     assert isinstance(window.session.region_edit(), RegionEdit)
+
+
+def test_export_and_import_round_trip_and_a_wrong_size_is_a_banner(window, qtbot, tmp_path, monkeypatch):
+    from PIL import Image
+    from PySide6.QtWidgets import QFileDialog
+
+    tools, view = window.content_panel.tools, window.content_panel.view
+    window.session.selected_region = 4
+    tools.tool_actions["brush"].trigger()
+    tools.size_box.setValue(1)
+    stroke(qtbot, view, [(2, 2), (2, 3)])
+    edited = window.session.region_labels().copy()
+    path = tmp_path / "regions.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(path), ""))
+    tools.export_action.trigger()
+    window.undo_action.trigger()
+    assert np.array_equal(window.session.region_labels(), quarters())
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(path), ""))
+    tools.import_action.trigger()
+    assert np.array_equal(window.session.region_labels(), edited)
+    Image.new("L", (10, 10)).save(path)
+    tools.import_action.trigger()
+    assert "must be exactly" in window.session.error.message
+    assert np.array_equal(window.session.region_labels(), edited)

@@ -7,17 +7,20 @@ engine's pure functions (engine/stage1/edits.py) pushed as one undoable command 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QLabel, QSpinBox, QToolBar, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QSpinBox, QToolBar, QWidget
 
-from engine.errors import InvalidRequest
+from engine.errors import InvalidRequest, StyleGalleryError
+from engine.images import load_image
 from engine.params import BRUSH_DEFAULT_CELLS, BRUSH_MAX_CELLS, BRUSH_MIN_CELLS
 from engine.stage1 import edits
 
+from ..model.disk_errors import disk_error_info
 from ..model.errors import ErrorInfo
 from ..model.session import Session
 from .region_view import RegionView
@@ -57,6 +60,12 @@ class RegionTools(QObject):
         self.smaller_action.triggered.connect(lambda: self.size_box.stepBy(-1))
         self.larger_action = self._action("Larger brush", "]", "Brush size up", parent)
         self.larger_action.triggered.connect(lambda: self.size_box.stepBy(1))
+        self.export_action = QAction("Export regions…", parent)
+        self.export_action.setToolTip("Save the region map as a label PNG: one grey value per region")
+        self.export_action.triggered.connect(self.export_labels)
+        self.import_action = QAction("Import regions…", parent)
+        self.import_action.setToolTip("Load a label PNG painted elsewhere (grey value = region, 0 = automatic)")
+        self.import_action.triggered.connect(self.import_labels)
         self.size_box = QSpinBox()
         self.size_box.setRange(BRUSH_MIN_CELLS, BRUSH_MAX_CELLS)
         self.size_box.setValue(BRUSH_DEFAULT_CELLS)
@@ -69,6 +78,8 @@ class RegionTools(QObject):
         self.toolbar.addAction(self.auto_split_action)
         self.toolbar.addWidget(QLabel(" Size "))
         self.toolbar.addWidget(self.size_box)
+        self.toolbar.addAction(self.export_action)
+        self.toolbar.addAction(self.import_action)
         view.stroked.connect(self._stroked)
         view.marked.connect(self._marked)
         session.regions_changed.connect(self._regions_changed)
@@ -95,7 +106,8 @@ class RegionTools(QObject):
     def _regions_changed(self) -> None:
         """Tools edit the method's regions only (the quick draft regions are a stand-in, not editable)."""
         editable = self.session.region_source() == "method"
-        for action in (*self.tool_actions.values(), self.merge_action, self.auto_split_action):
+        for action in (*self.tool_actions.values(), self.merge_action, self.auto_split_action, self.export_action,
+                       self.import_action):
             action.setEnabled(editable)
         labels = self.session.region_labels()
         self.marked = {r for r in self.marked if labels is not None and r in labels}
@@ -151,3 +163,39 @@ class RegionTools(QObject):
             return
         self._edit(f"Split region {region} automatically",
                    lambda auto, over: edits.split_automatic(auto, over, region, analysis.fmix, analysis.params))
+
+    # ----- label PNG
+    @Slot()
+    def export_labels(self) -> None:
+        labels = self.session.region_labels()
+        if labels is None or self.session.content is None:
+            return
+        start = str(Path(self.session.content).with_name(Path(self.session.content).stem + "_regions.png"))
+        path, _ = QFileDialog.getSaveFileName(self.view, "Export regions", start, "PNG images (*.png)")
+        if not path:
+            return
+        try:
+            edits.label_png(labels).save(path, format="PNG")
+        except StyleGalleryError as exc:
+            self.session.show_error(ErrorInfo.from_exception(exc), "regions")
+        except OSError as exc:
+            self.session.show_error(disk_error_info(f"export the regions to {Path(path).name}", exc), "regions")
+        else:
+            self.session.status = f"Regions exported to {Path(path).name}"
+
+    @Slot()
+    def import_labels(self) -> None:
+        analysis = self.session.analysis
+        if analysis is None or self.session.content is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self.view, "Import regions", str(Path(self.session.content).parent),
+                                              "Images (*.png *.tif *.tiff *.bmp)")
+        if not path:
+            return
+        try:
+            photo = load_image(self.session.content)
+            edit = edits.read_label_png(load_image(path), photo.size, analysis.params)
+        except StyleGalleryError as exc:
+            self.session.show_error(ErrorInfo.from_exception(exc), "regions")
+            return
+        self._edit(f"Import regions from {Path(path).name}", lambda auto, over: edit.override)

@@ -34,13 +34,14 @@ class RegionView(QWidget):
         self.labels: np.ndarray | None = None
         self.opacity = 0.55
         self.overlay_visible = True
-        self.strong: frozenset[int] = frozenset()  # hovered / selected regions, painted nearly opaque
+        self.strong: frozenset[int] = frozenset()  # hovered / selected / marked regions, painted nearly opaque
+        self._emphasis: frozenset[int] = frozenset()  # hovered / selected
         self.note = ""  # a caption painted over the image (e.g. the random-weights label)
         self._overlay: QImage | None = None
         self._hover: int | None = None
         self.tool = "pick"  # "pick", or a painting tool ("brush", "eraser", "split"): a drag paints cells
         self.brush_size = 1  # cells across
-        self.marks: frozenset[int] = frozenset()  # regions marked for a merge, outlined
+        self.marks: frozenset[int] = frozenset()  # regions marked (Ctrl+click) for a merge, painted strong
         self._stroke: np.ndarray | None = None
         self._stroke_start: int | None = None
         self._pointer: QPointF | None = None
@@ -63,7 +64,8 @@ class RegionView(QWidget):
         self._rebuild()
 
     def set_strong(self, regions: set[int]) -> None:
-        self.strong = frozenset(r for r in regions if r is not None)
+        self._emphasis = frozenset(r for r in regions if r is not None)
+        self.strong = self._emphasis | self.marks
         self._rebuild()
 
     def set_tool(self, tool: str) -> None:
@@ -74,7 +76,12 @@ class RegionView(QWidget):
 
     def set_marked(self, regions: set[int]) -> None:
         self.marks = frozenset(regions)
-        self.set_strong(set(self.strong) | set(regions))
+        self.set_strong(set(self._emphasis))
+
+    def show_pointer(self, pos: QPointF | None) -> None:
+        """Where the brush outline is drawn (the pointer's position; set by mouse moves, or for a screenshot)."""
+        self._pointer = pos
+        self.update()
 
     def set_note(self, note: str) -> None:
         self.note = note
