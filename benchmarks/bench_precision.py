@@ -80,18 +80,22 @@ def main() -> int:
     c15 = torch.randn(latents[0].shape, generator=torch.Generator().manual_seed(1)).numpy()
     scene = synthetic_scene(latents[0], c15, latents[1:], args.size // 8)
     start_latent = initial_latent(c15)[0].numpy()
-    models = {"fp32": sd}
-    for half in ("fp16", "bf16"):
-        models[half] = dataclasses.replace(sd, unet=copy.deepcopy(sd.unet).to(DTYPES[half]),
-                                           vae=copy.deepcopy(sd.vae).to(DTYPES[half]))
+
+    def models_in(precision: str):
+        """The models held in `precision` (a copy for half precision, made when needed and dropped after)."""
+        if precision == "fp32":
+            return sd
+        return dataclasses.replace(sd, unet=copy.deepcopy(sd.unet).to(DTYPES[precision]),
+                                   vae=copy.deepcopy(sd.vae).to(DTYPES[precision]))
+
     print("| steps | precision | wall s | CPU s | rel L2 to fp32 | /moved | skipped (scaler) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for steps in args.steps:
         finals = {}
-        for precision, models_in in models.items():
+        for precision in ("fp32", "bf16", "fp16"):
             params = Stage3Params(steps=steps, preview_every=0, precision=precision)
             wall, cpu = time.perf_counter(), time.process_time()
-            outcome = stylize(models_in, embeds, *scene, params)
+            outcome = stylize(models_in(precision), embeds, *scene, params)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             finals[precision] = np.asarray(outcome.latent, dtype=np.float32)
             row = {"steps": steps, "precision": precision, "seconds": wall, "cpu_s": cpu,

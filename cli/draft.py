@@ -101,12 +101,14 @@ def _draft(engine, args, bar):
 
 def _saved_regions_draft(engine, args, bar):
     """A draft on a region map (and assignment) saved earlier, e.g. by `analyze`: no model is loaded."""
-    import numpy as np
-
+    from engine.draft.labels import load_labels
     from engine.errors import InvalidRequest
     from engine.images import load_image
 
-    labels = np.load(args.labels, allow_pickle=False)
+    labels = load_labels(args.labels)
+    if any(pin.style_region is not None for pin in args.pin):
+        raise InvalidRequest("with --labels the references have no regions to pin to: pin whole references "
+                             "(REGION=REF)")
     assignment = None
     if args.assignment is not None:
         try:
@@ -132,4 +134,6 @@ def summary(meta: dict, references: list[Path]) -> list[str]:
         lines.append(f"  region {region}: {where['fraction']:.0%} of the image around "
                      f"({where['centre'][0]:.2f}, {where['centre'][1]:.2f}) -> reference {match['reference']} "
                      f"{references[match['reference']].name}{part}{note}")
+    for ref, why in matches.get("unused_references", {}).items():
+        lines.append(f"  reference {ref} {references[int(ref)].name} unused: {why}")
     return lines

@@ -134,6 +134,9 @@ class QuickMatchParams:
     hist_bins: int = 12  # per a* and b* axis; coarse on purpose: palettes, not exact hues
     hist_pixels: int = 128 * 128  # colour statistics are taken on at most about this many pixels
     reference_pixels: int = 128  # long side of the reference copies the colour statistics are taken on
+    # Spreading the checked references: a region may give up its best-scoring reference for another one scoring
+    # at most this much lower (scores lie in 0..1), when that lets the draft use more of the checked references.
+    spread_max_loss: float = 0.05
 
 
 DRAFT_MIN_SIZE = 64  # the draft's long side, pixels: smaller shows nothing, larger is no longer instant
@@ -269,3 +272,10 @@ def _jsonable(value):
     return value
 
 
+@dataclass(frozen=True)
+class LabelMapLimits:
+    """What a region map handed to the draft from outside (`draft --labels`, a caller's array) may be."""
+
+    min_side: int = 8  # cells per side; the method's own maps have at least 8 (a 64 px size multiple / 8)
+    max_regions: int = 64  # distinct ids; each costs a style-vector pass in quick matching (stage 1 makes ~2-20)
+    max_id: int = 2**31 - 1  # ids are stored as int64 and written to JSON; larger ones are no region ids

@@ -2,16 +2,26 @@
 
 Why a thread of its own: the GPU queue runs one job at a time and a running transfer (minutes) cannot be
 interrupted without losing it, so a draft queued behind it would wait minutes. A draft is about a second of
-CPU work on the Magenta ONNX networks, so it runs on a second, light `JobQueue` thread. It asks for the method's
+CPU work on the Magenta ONNX networks, so it runs on a thread of its own (below). It asks for the method's
 regions only once the photo and every reference taking part are analysed (the engine then reads its cache; it
 never starts a stage-1 analysis here), else for quick regions.
 
 Why it stays fresh: changes restart a 300 ms timer (a slider drag is one draft, not fifty); at most one draft
 runs, and a change during it cancels it and asks for one more draft made from the state of then (only the
 latest request matters).
+
+Why a plain daemon thread per draft, not a QThread: a draft that never comes back (a hang in its code) must
+block neither later drafts nor closing the window, and a running QThread can be neither abandoned nor destroyed.
+A draft still running DRAFT_GIVE_UP_S after it was cancelled is abandoned (the next one starts; whatever it
+returns later is dropped), closing waits at most DRAFT_CLOSE_WAIT_S for it, and past MAX_ABANDONED_DRAFTS still
+running no more drafts start (each holds a thread and CPU), with a message saying so. An abandoned draft that
+does finish later may race the next one on the engine's draft caches; at worst that draft fails with a message
+and the next change drafts again.
 """
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +33,38 @@ from engine.types import DraftRequest, ImageRef
 
 from .model.errors import ErrorInfo
 from .model.region_names import regions_text
-from .worker import Job, JobQueue
+from .worker import GenerationWorker, Job
+
+log = logging.getLogger(__name__)
 
 DRAFT_DELAY_MS = 300
+DRAFT_GIVE_UP_S = 10.0  # a cancelled draft still running this long later is abandoned (a draft takes ~1 s)
+DRAFT_CLOSE_WAIT_S = 0.5  # closing the window waits at most this long for a running draft
+MAX_ABANDONED_DRAFTS = 2  # abandoned drafts still running; past this no draft starts until a restart
+STUCK_MESSAGE = ("Drafts stopped: earlier drafts never finished. Your work is unaffected and is saved; restart "
+                 "StyleGallery to see drafts again.")
 
 
 class DraftController(QObject):
-    """Owns the draft thread; watches the session and gallery and keeps `session.draft` current."""
+    """Owns the draft threads; watches the session and gallery and keeps `session.draft` current."""
 
     def __init__(self, controller, parent: QObject | None = None):
         super().__init__(parent)
         self.controller = controller
         self.session, self.gallery = controller.session, controller.gallery
-        self.queue = JobQueue(self, name="stylegallery-draft")
+        # Parentless, so that a draft thread outliving this controller still has it to emit through; its signals
+        # reach the slots below on the GUI thread (queued: they are emitted from the draft threads).
+        self.relay = GenerationWorker()
         self.unavailable: ErrorInfo | None = None  # the draft extra is missing: stop asking until the engine changes
-        self._running: Job | None = None
+        self._running: Job | None = None  # the one draft whose result counts
+        self._thread: threading.Thread | None = None
+        self._abandoned: list[threading.Thread] = []
+        self._closed = False
         self._again = False
         self._timer = QTimer(self, singleShot=True, interval=DRAFT_DELAY_MS)
         self._timer.timeout.connect(self.draft_now)
+        self._give_up = QTimer(self, singleShot=True)
+        self._give_up.timeout.connect(self._abandon)
         session = self.session
         for signal in (session.content_changed, session.analysis_changed, session.match_table_changed,
                        session.draft_strength_changed, session.draft_preserve_colour_changed,
@@ -48,9 +72,9 @@ class DraftController(QObject):
                        self.gallery.analysis_changed):
             signal.connect(self.schedule)
         session.pins_changed.connect(self.schedule)
-        self.queue.done.connect(self._on_done)
-        self.queue.failed.connect(self._on_failed)
-        self.queue.cancelled.connect(self._on_cancelled)
+        self.relay.done.connect(self._on_done)
+        self.relay.failed.connect(self._on_failed)
+        self.relay.cancelled.connect(self._on_cancelled)
 
     def engine_changed(self) -> None:
         """A new engine (settings): try again, even if the last one had no draft."""
@@ -58,12 +82,24 @@ class DraftController(QObject):
         self.schedule()
 
     def shutdown(self) -> None:
+        """Cancel the running draft and wait for it at most DRAFT_CLOSE_WAIT_S: closing never hangs on a draft.
+        A draft still running is left to its daemon thread; its result is dropped."""
+        self._closed = True
         self._timer.stop()
-        self.queue.shutdown()
+        self._give_up.stop()
+        if self._running is not None:
+            self._running.cancel.set()
+            self._thread.join(DRAFT_CLOSE_WAIT_S)
+            self._abandoned.append(self._thread)
+        self._running = self._thread = None
+
+    def threads(self) -> list[threading.Thread]:
+        """The draft threads still alive: the running one and abandoned ones."""
+        return [t for t in [self._thread, *self._abandoned] if t is not None and t.is_alive()]
 
     @Slot()
     def schedule(self) -> None:
-        if self.session.content is not None and self.unavailable is None:
+        if self.session.content is not None and self.unavailable is None and not self._closed:
             self._timer.start()
 
     def region_source(self, ids: list[str]) -> str:
@@ -76,11 +112,17 @@ class DraftController(QObject):
     def draft_now(self) -> Job | None:
         """Start a draft of the current state; with one running, cancel it and start again when it ends."""
         session = self.session
-        if session.content is None or self.unavailable is not None:
+        if session.content is None or self.unavailable is not None or self._closed:
             return None
         if self._running is not None:
             self._again = True
             self._running.cancel.set()
+            if not self._give_up.isActive():
+                self._give_up.start(int(DRAFT_GIVE_UP_S * 1000))
+            return None
+        self._abandoned = [t for t in self._abandoned if t.is_alive()]
+        if len(self._abandoned) >= MAX_ABANDONED_DRAFTS:
+            session.draft_message = STUCK_MESSAGE
             return None
         ids = self.controller.participants()
         if not ids:
@@ -99,12 +141,26 @@ class DraftController(QObject):
                                                  preserve_colour=bool(session.draft_preserve_colour)))
         job = Job("draft", lambda on_event, cancel: engine.draft(request, on_event=on_event, cancel=cancel),
                   key=session.content_sha, context=tuple(ids))
-        self._running = self.queue.submit(job)
+        self._running = job
+        self._thread = threading.Thread(target=self.relay.process, args=(job,), name="stylegallery-draft",
+                                        daemon=True)
+        self._thread.start()
         session.drafting = True
         return job
 
+    @Slot()
+    def _abandon(self) -> None:
+        """The running draft ignored its cancel for DRAFT_GIVE_UP_S: leave it behind and draft again without it."""
+        if self._running is None:
+            return
+        log.warning("a draft ignored its cancel for %.0f s: abandoned, the next draft starts without it",
+                    DRAFT_GIVE_UP_S)
+        self._abandoned.append(self._thread)
+        self._finished()
+
     def _finished(self) -> None:
-        self._running = None
+        self._give_up.stop()
+        self._running = self._thread = None
         self.session.drafting = False
         if self._again:
             self._again = False
@@ -112,6 +168,8 @@ class DraftController(QObject):
 
     @Slot(object, object)
     def _on_done(self, job: Job, result: Any) -> None:
+        if job is not self._running:  # abandoned, or the window is closing: too late to show
+            return
         session = self.session
         if job.key == session.content_sha:  # a newer draft may follow; this one is still better than none
             session.draft_refs = job.context
@@ -121,6 +179,8 @@ class DraftController(QObject):
 
     @Slot(object, object)
     def _on_failed(self, job: Job, info: ErrorInfo) -> None:
+        if job is not self._running:
+            return
         if info.kind == "draft_unavailable":
             self.unavailable = info
         if job.key == self.session.content_sha:
@@ -130,7 +190,8 @@ class DraftController(QObject):
 
     @Slot(object, object)
     def _on_cancelled(self, job: Job, partial: Any) -> None:
-        self._finished()
+        if job is self._running:
+            self._finished()
 
 
 def save_draft(path: Path, draft, content: Path, references: list[Path], random_weights: bool) -> Path:

@@ -1,5 +1,6 @@
-"""The job queues: a `GenerationWorker` in a QThread runs one job at a time. The window has two: the GPU queue
-(analyses, matches, transfers) and a light one for instant drafts (CPU, about a second; see `gui.drafts`).
+"""The job queue: a `GenerationWorker` in a QThread runs one job at a time, the GPU queue (analyses, matches,
+transfers). Instant drafts run on daemon threads of their own and report through a `GenerationWorker` too (see
+`gui.drafts`: a stuck draft must never hold up closing the window).
 
 Jobs reach the worker as queued signals, so the thread's event loop serialises them (two jobs never share
 the device). Cancel is a `threading.Event` per job, set from the GUI thread: a queued "cancel" slot would

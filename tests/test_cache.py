@@ -22,6 +22,14 @@ def test_key_is_canonical_and_sensitive_to_every_part():
         cache_key(object())
 
 
+def test_key_does_not_depend_on_where_the_params_class_lives():
+    """Moving a module (engine/ by stage) keeps every cache entry valid: a key names a params class, not its module."""
+    fields = [(f.name, f.type, dataclasses.field(default=f.default)) for f in dataclasses.fields(Stage1Params)]
+    moved = dataclasses.make_dataclass("Stage1Params", fields, frozen=True)
+    moved.__module__ = "engine.somewhere_else"
+    assert cache_key("img", moved()) == cache_key("img", Stage1Params())
+
+
 def test_default_dir_is_a_user_data_folder():
     path = default_cache_dir()
     assert path.is_absolute() and "StyleGallery" in str(path)

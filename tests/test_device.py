@@ -63,3 +63,17 @@ def test_explicit_cpu_and_garbage(fake_cuda):
     assert dev.pick_device("cpu") == torch.device("cpu")
     with pytest.raises(InvalidRequest):
         dev.pick_device("gpu-please")
+
+
+def test_amx_is_detected_from_the_cpu_not_assumed(monkeypatch, tmp_path):
+    from engine import device
+
+    monkeypatch.setattr(device.torch.cpu, "_is_amx_tile_supported", None, raising=False)
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu avx512f avx512_bf16\n")
+    assert not device.bf16_fast_on_cpu(cpuinfo)  # AVX-512 bf16 without AMX tiles: no
+    cpuinfo.write_text("flags\t\t: fpu avx512f amx_bf16 amx_tile\n")
+    assert device.bf16_fast_on_cpu(cpuinfo)
+    assert not device.bf16_fast_on_cpu(tmp_path / "absent")
+    monkeypatch.setattr(device.torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert device.bf16_fast_on_cpu(tmp_path / "absent")  # torch's own probe first

@@ -80,6 +80,48 @@ def test_missing_runtime_makes_the_draft_unavailable(monkeypatch):
         Drafter().draft(synthetic_photo(), [synthetic_photo()])
 
 
+def save_text_npy(path):
+    path.write_text("1 2\n3 4\n")
+
+
+def save_array(array):
+    return lambda path: np.save(path, array)
+
+
+def save_npz(path):
+    np.savez(path.with_suffix(".npz"), labels=np.ones((16, 16), np.int64))
+    path.with_suffix(".npz").rename(path)
+
+
+def negative_map():
+    labels = np.ones((16, 16), np.int64)
+    labels[:4] = -1
+    return labels
+
+
+@pytest.mark.parametrize("write, pins, message", [
+    (save_array(np.array([[1, None]] * 16, dtype=object)), [], "not a saved region map"),
+    (save_text_npy, [], "not a saved region map"),
+    (save_npz, [], ".npz archive"),
+    (save_array(np.zeros((0, 0), np.int64)), [], "too coarse"),
+    (save_array(np.zeros((0,), np.int64)), [], "2-D map"),
+    (save_array(np.ones((3, 3), np.int64)), [], "too coarse"),
+    (save_array(np.ones((16, 16), np.float32)), [], "whole numbers"),
+    (save_array(negative_map()), [], "negative"),
+    (save_array(np.arange(16 * 16).reshape(16, 16)), [], "256 regions"),
+    (save_array(np.ones((16, 16), np.int64)), ["--pin", "1=0:3"], "no regions to pin to"),
+])
+def test_bad_label_maps_are_one_line_and_a_nonzero_exit(images, capsys, write, pins, message):
+    write(images / "labels.npy")
+    out = images / "never.png"
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(draft_argv(images, "--labels", str(images / "labels.npy"), *pins, "--out", str(out)))
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+    assert not out.exists()
+
+
 def test_an_existing_folder_as_out_is_one_line_and_leaves_nothing(images, capsys):
     out = images / "draft.png"
     out.mkdir()

@@ -1,6 +1,7 @@
 """Draft composite and quick regions on synthetic images: pure numpy/OpenCV, no ONNX files needed."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -96,3 +97,31 @@ def test_small_pieces_join_their_neighbour():
     labels[3:5, 3:5] = 3  # a 4-pixel island inside region 1
     merged = merge_small_pieces(labels, min_pixels=10)
     assert set(np.unique(merged)) == {1, 2} and (merged[3:5, 3:5] == 1).all()
+
+
+def portrait(n: int = 128) -> np.ndarray:
+    """A dark head on a plain light wall, with a soft outline and some noise: the case of the reported bright band."""
+    yy, xx = np.mgrid[0:n, 0:n]
+    head = ((yy - 0.6 * n) / 0.45) ** 2 + (xx - n / 2) ** 2 < (0.3 * n) ** 2
+    photo = np.where(head[..., None], [60.0, 45, 40], [235.0, 228, 215])
+    photo = cv2.GaussianBlur(photo, (0, 0), 1.5) + np.random.default_rng(5).normal(0, 4, photo.shape)
+    return np.clip(photo, 0, 255).astype(np.uint8)
+
+
+def test_seams_blend_the_passes_and_never_show_the_photo():
+    """Along every seam each output pixel lies on the segment between the two passes' colours (one region's style
+    or a blend of both), however the photo's edge and the coarse border disagree."""
+    photo = portrait()
+    n = photo.shape[0]
+    coarse = np.where(cv2.resize(photo[..., 0], (16, 16), interpolation=cv2.INTER_AREA) < 150, 2, 1)
+    full = comp.snap_labels(coarse, photo)
+    wall, skin = np.array([0.1, 0.8, 0.2], np.float32), np.array([0.9, 0.2, 0.6], np.float32)
+    passes = {0: np.tile(wall, (n, n, 1)), 1: np.tile(skin, (n, n, 1))}
+    out = comp.composite(passes, comp.reference_weights(full, {1: 0, 2: 1}, comp.gray_guide(photo)))
+    near = cv2.dilate((full == 1).astype(np.uint8), np.ones((15, 15))) & cv2.dilate((full == 2).astype(np.uint8),
+                                                                                    np.ones((15, 15)))
+    assert near.sum() > 100
+    a, b, pixels = wall * 255, skin * 255, out[near.astype(bool)].astype(np.float32)
+    t = np.clip((pixels - a) @ (b - a) / ((b - a) @ (b - a)), 0, 1)
+    off_segment = np.linalg.norm(pixels - (a + t[:, None] * (b - a)), axis=1)
+    assert off_segment.max() <= 1.5  # uint8 rounding only

@@ -114,6 +114,21 @@ def test_pins_change_the_draft_and_only_recomposite(drafter, monkeypatch):
 
 
 @requires_draft
+def test_quick_matching_says_why_a_checked_reference_is_unused(drafter):
+    photo = synthetic_photo()
+    refs = [synthetic_painting(WARM), synthetic_painting(COOL, period=12, seed=1)]
+    one_region = np.ones((16, 16), np.int64)
+    draft = drafter.draft(photo, refs, DraftParams(size=64), labels=one_region)
+    taken = draft.matches[1].style_index
+    unused = draft.metadata()["matches"]["unused_references"]
+    assert list(unused) == [str(1 - taken)] and "region 1" in unused[str(1 - taken)]
+    pinned = drafter.draft(photo, refs, DraftParams(size=64), labels=one_region, pins=[Pin(1, 1 - taken)])
+    assert "pinned" in pinned.metadata()["matches"]["unused_references"][str(taken)]
+    method = drafter.draft(photo, refs, DraftParams(size=64), labels=one_region, assignment={1: 0})
+    assert method.metadata()["matches"]["unused_references"] == {}
+
+
+@requires_draft
 def test_style_vectors_persist_on_disk(tmp_path, monkeypatch):
     painting = synthetic_painting(COOL)
     first = Drafter(cache_dir=tmp_path).style_vector(painting)
@@ -136,6 +151,17 @@ def test_bad_requests_say_what_is_wrong(drafter, params, pins, message):
     with pytest.raises(InvalidRequest, match=message):
         drafter.draft(synthetic_photo(), [synthetic_painting(WARM)], params, labels=labels, assignment={1: 0},
                       pins=pins)
+
+
+@requires_draft
+@pytest.mark.parametrize("labels, message", [
+    (np.ones((8, 8), np.float64), "whole numbers"),
+    (np.ones((3, 3), np.int64), "too coarse"),
+    (-np.ones((8, 8), np.int64), "negative"),
+])
+def test_bad_label_maps_are_refused(drafter, labels, message):
+    with pytest.raises(InvalidRequest, match=message):
+        drafter.draft(synthetic_photo(), [synthetic_painting(WARM)], labels=labels)
 
 
 @requires_draft

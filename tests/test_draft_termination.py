@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from engine.draft.quick_regions import QuickRegionParams, merge_small_pieces, quick_regions
+from engine.draft.quick_regions import merge_small_pieces, quick_regions
+from engine.params import QuickRegionParams
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs SIGALRM for the time limit")
 

@@ -4,11 +4,13 @@ quick regions labelled as such, and the Help menu's diagnostics, log folder and 
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import gui.drafts
 from engine.draft import DraftResult, DraftUnavailable
 from engine.errors import ModelMissing
 from gui.model.session import PinTarget, Session
@@ -208,3 +210,76 @@ def test_cpu_speed_warning_shows_once_and_does_not_block(make_window, qtbot, tmp
     wait_idle(qtbot, again)
     qtbot.wait(100)
     assert getattr(again, "speed_box", None) is None
+
+
+class StuckDraftEngine(FakeEngine):
+    """Its first draft hangs, deaf to cancel (as a draft caught in an endless loop), until `release` is set."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+        self.stuck = threading.Event()  # set once the first draft is hanging
+
+    def draft(self, *args, **kwargs):
+        if not self.stuck.is_set():
+            self.stuck.set()
+            self.release.wait(60)
+        return super().draft(*args, **kwargs)
+
+
+@pytest.fixture
+def stuck_engine():
+    engine = StuckDraftEngine()
+    yield engine
+    engine.release.set()
+
+
+def finish_abandoned(window) -> None:
+    for thread in window.controller.drafts.threads():
+        thread.join(10)
+
+
+def test_a_stuck_draft_does_not_block_later_drafts_and_its_late_result_is_dropped(make_window, qtbot, tmp_path,
+                                                                                  stuck_engine, monkeypatch):
+    monkeypatch.setattr(gui.drafts, "DRAFT_GIVE_UP_S", 0.5)
+    window = make_window(stuck_engine)
+    open_photo(window, tmp_path)
+    qtbot.waitUntil(stuck_engine.stuck.is_set, timeout=20000)
+    window.session.draft_strength = 40
+    later = wait_draft(qtbot, window, lambda d: d.strength == pytest.approx(0.4))
+    assert stuck_engine.stuck.is_set() and not stuck_engine.release.is_set()  # the first one is still hanging
+    stuck_engine.release.set()
+    finish_abandoned(window)
+    qtbot.wait(200)  # its result reaches the GUI thread now, and must be dropped
+    assert window.session.draft is later
+
+
+def test_closing_never_waits_on_a_stuck_draft_and_saves(make_window, qtbot, tmp_path, stuck_engine):
+    window = make_window(stuck_engine)
+    open_photo(window, tmp_path)
+    qtbot.waitUntil(stuck_engine.stuck.is_set, timeout=20000)
+    window.session.pin(1, PinTarget(window.gallery.references[1].id))
+    session_file = window.session.run_folder / "session.json"
+    window.close()
+    assert not stuck_engine.release.is_set() and window.controller.drafts.threads()  # closed while it hangs
+    assert '"region": 1' in session_file.read_text()  # what was pinned is saved
+    window.session.draft_strength = 30  # a change after closing starts nothing
+    qtbot.wait(gui.drafts.DRAFT_DELAY_MS + 100)
+    assert stuck_engine.drafts == []
+    stuck_engine.release.set()
+    finish_abandoned(window)
+
+
+def test_past_the_limit_of_abandoned_drafts_no_draft_starts_and_it_says_why(make_window, qtbot, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setattr(gui.drafts, "DRAFT_GIVE_UP_S", 0.2)
+    monkeypatch.setattr(gui.drafts, "MAX_ABANDONED_DRAFTS", 1)
+    engine = StuckDraftEngine()
+    window = make_window(engine)
+    open_photo(window, tmp_path)
+    qtbot.waitUntil(engine.stuck.is_set, timeout=20000)
+    window.session.draft_strength = 40
+    qtbot.waitUntil(lambda: window.session.draft_message == gui.drafts.STUCK_MESSAGE, timeout=5000)
+    assert engine.drafts == []
+    engine.release.set()
+    finish_abandoned(window)

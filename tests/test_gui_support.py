@@ -144,7 +144,7 @@ def make_window(qtbot, tmp_path):
     for window in windows:
         window.close()
         assert not window.controller.queue._thread.isRunning()
-        assert not window.controller.drafts.queue._thread.isRunning()
+        assert not window.controller.drafts.threads()
     collect_qt_garbage()
 
 

@@ -23,8 +23,9 @@ from ..params import DRAFT_MAX_SIZE, DRAFT_MIN_SIZE, DraftParams, QuickRegionPar
 from ..stage2.pins import pin_matches
 from ..types import CancelFlag, EventCallback, Pin, RegionMatch, StepEvent
 from . import composite as comp
+from .labels import check_labels
 from .onnx_models import PACKAGE, SIZE_MULTIPLE, STYLE_INPUT_SIZE, StyleNetworks
-from .quick_match import quick_matches, region_crop
+from .quick_match import QuickMatching, quick_matches, region_crop
 from .quick_regions import quick_regions
 
 VECTOR_NAMESPACE = "draft_style_vector"
@@ -39,7 +40,8 @@ class DraftResult:
     photo's edges (the seams the draft shows); `region_source`/`match_source` are "method" (stage 1/2 results
     given by the caller) or "quick" (the classical stand-ins); `matches` include pins (`pinned=True`);
     `reference_vectors` is "region" when a match to a reference region used that region's own style vector,
-    "whole" when every pass used whole references."""
+    "whole" when every pass used whole references; `unused_references` says, per reference no region takes, why
+    (quick matching only: the method's matches are stage 2's)."""
 
     image: np.ndarray
     labels: np.ndarray
@@ -53,6 +55,7 @@ class DraftResult:
     timings: dict[str, float] = field(default_factory=dict)
     package_version: str = ""
     reference_vectors: str = "whole"
+    unused_references: dict[int, str] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         """A JSON-ready summary: what the draft shows and where its regions and matches came from."""
@@ -74,7 +77,8 @@ class DraftResult:
             "matches": {"source": self.match_source, "reference_vectors": self.reference_vectors,
                         "by_region": {str(r): {"reference": m.style_index, "reference_region": m.style_region,
                                                "score": None if m.score is None else round(m.score, 4),
-                                               "pinned": m.pinned} for r, m in sorted(self.matches.items())}},
+                                               "pinned": m.pinned} for r, m in sorted(self.matches.items())},
+                        "unused_references": {str(ref): why for ref, why in sorted(self.unused_references.items())}},
             "seconds": round(self.seconds, 3),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
@@ -261,16 +265,21 @@ class Drafter:
 
         ref_vectors = [self.style_vector(ref, key) for ref, key in zip(references, ref_keys)]
         t = lap("vectors", t)
+        unused: dict[int, str] = {}  # quick matching's reasons, for the references no region takes after pins
         if assignment is None:
             match_source = "quick"
-            matches = self._quick_match(work, full, content_key, size, labels_key, references, ref_keys, ref_vectors,
-                                        params)
+            quick = self._quick_match(work, full, content_key, size, labels_key, references, ref_keys, ref_vectors,
+                                      params)
+            matches, unused = quick.matches, quick.unused
         else:
             match_source = "method"
             matches = _given_matches(labels, assignment, len(references))
         regions_of = [None if ref_labels is None else np.unique(ref_labels).tolist()
                       for ref_labels in reference_labels or [None] * len(references)]
         matches = pin_matches(matches, pins, regions_of)  # the method's rule, checks and messages
+        used = {m.style_index for m in matches.values()}
+        unused = {ref: unused.get(ref, "the regions quick matching gave it are pinned to other references")
+                  for ref in range(len(references)) if ref not in used and match_source == "quick"}
         t = lap("match", t)
         emit(2, 4, "matches")
 
@@ -306,7 +315,8 @@ class Drafter:
                            preserve_colour=params.preserve_colour, seconds=time.perf_counter() - start,
                            timings=timings,
                            package_version=networks.package_version,
-                           reference_vectors="region" if any(region is not None for _, region in styles) else "whole")
+                           reference_vectors="region" if any(region is not None for _, region in styles) else "whole",
+                           unused_references=unused)
 
     def _working_image(self, content: Image.Image, content_key: str, size: int) -> tuple[np.ndarray, np.ndarray]:
         cached = self._working.get((content_key, size))
@@ -316,17 +326,17 @@ class Drafter:
         return cached
 
     def _quick_match(self, work, full, content_key, size, labels_key, references, ref_keys, ref_vectors,
-                     params: DraftParams):
+                     params: DraftParams) -> QuickMatching:
         quick = params.quick_match
         key = (content_key, size, labels_key, tuple(ref_keys), quick)
-        matches = self._quick_matches.get(key)
-        if matches is None:
+        matching = self._quick_matches.get(key)
+        if matching is None:
             smalls = [_thumbnail(self._references, ref, ref_key, quick.reference_pixels)
                       for ref, ref_key in zip(references, ref_keys)]
-            matches = self._quick_matches.put(key, quick_matches(
+            matching = self._quick_matches.put(key, quick_matches(
                 work, full, smalls, ref_vectors,
                 lambda crop: self.networks.predict(predictor_input(crop, centre_crop=False)), quick))
-        return matches
+        return matching
 
     def _region_source(self, reference: Image.Image, ref_key: str, pixels: int) -> np.ndarray:
         return _thumbnail(self._region_sources, reference, ref_key, pixels)
@@ -362,8 +372,8 @@ def _check_arguments(references, labels, assignment, strength: float, size: int)
     if not (DRAFT_MIN_SIZE <= size <= DRAFT_MAX_SIZE and size % SIZE_MULTIPLE == 0):
         raise InvalidRequest(f"Draft size must be a multiple of {SIZE_MULTIPLE} from {DRAFT_MIN_SIZE} to "
                              f"{DRAFT_MAX_SIZE}, got {size}")
-    if labels is not None and np.asarray(labels).ndim != 2:
-        raise InvalidRequest(f"Region labels must be a 2-D map, got shape {np.asarray(labels).shape}")
+    if labels is not None:
+        check_labels(labels)
     if assignment is not None and labels is None:
         raise InvalidRequest("A region assignment needs the region labels it refers to")
 
