@@ -21,9 +21,6 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import importlib
 
-    from engine.threads import apply_thread_policy
-
-    apply_thread_policy()  # before any command touches torch or onnxruntime: one split of the cores for all
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="stylegallery", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
@@ -32,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
         module.add_parser(sub)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["gui", *argv]
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help and bad options exit here, before torch is loaded
+
+    from engine.threads import apply_thread_policy
+
+    apply_thread_policy()  # before any command touches torch or onnxruntime: one split of the cores for all
     return int(modules[args.command].run(args) or 0)
 
 

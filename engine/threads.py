@@ -8,7 +8,7 @@ cores this process may use are counted once, by physical core, and split: the dr
 takes the rest, and only one heavy job runs at a time, so the draft plus the heavy job never ask for more
 threads than there are cores.
 
-`apply_thread_policy()` is called once at start (main.py, before any command); later calls return the policy
+`apply_thread_policy()` is called once at start (main.py, once the options are parsed, before any command runs); later calls return the policy
 already applied. Library code reads `current_policy()` (the onnxruntime sessions take their thread count from it).
 """
 from __future__ import annotations

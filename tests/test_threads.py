@@ -41,7 +41,7 @@ import json, sys, torch
 import main
 from engine import threads
 try:
-    main.main(["analyze", "--help"])
+    main.main(["analyze", "no-such-photo.png", "--out", "no-such-folder"])  # parsed, then refused: no work
 except SystemExit:
     pass
 first = threads.current_policy()
