@@ -21,7 +21,7 @@ from engine.errors import ImageUnreadable
 from engine.images import load_image, pixel_sha256
 from engine.memory import cpu_speed_warning
 from engine.params import OutputParams, Stage1Params, settings_key
-from engine.results import save_result
+from engine.results import rescue_result, save_result
 from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
 from engine.wording import count
 
@@ -418,6 +418,17 @@ class Controller(QObject):
             self._run_stopped()
             self.session.status = "Run cancelled"
 
+    def _rescue_result(self, job: Job, result: TransferResult, exc: OSError) -> ErrorInfo:
+        """A finished result that the session folder did not take goes to the fallback folder
+        (`engine.results.rescue_result`), so the work is not lost; the message says where, or why not."""
+        info = disk_error_info("save the result", exc)
+        try:
+            path = rescue_result(Path(f"run-{job.id}.png"), job.context["request"], result, self.model_label,
+                                 self.session.random_weights)
+        except OSError:
+            return info
+        return ErrorInfo(info.kind, f"{info.message}. It was saved to {path} instead.", info.hint)
+
     def _run_stopped(self) -> None:
         """A run ended with no result (failed, or cancelled before its first step): Run comes back and the
         progress bar goes idle instead of showing the dead run's "0/150" (KAD#814)."""
@@ -430,7 +441,7 @@ class Controller(QObject):
             if job.key == session.content_sha:
                 self._record_run(job, result)
         except OSError as exc:
-            session.show_error(disk_error_info("save the result", exc), "run")
+            session.show_error(self._rescue_result(job, result, exc), "run")
         finally:
             session.running = False  # reset even when saving failed, or Run stays disabled (KAD#814)
         verb = "cancelled at step" if result.cancelled else "finished:"

@@ -147,3 +147,25 @@ def test_opening_the_log_folder_on_a_read_only_disk_is_a_message(make_window, mo
     monkeypatch.setattr(Path, "mkdir", read_only)
     window.open_log_folder()
     assert "read-only" in messages(window, "save")[0].hint
+
+
+def test_a_result_the_session_folder_does_not_take_is_saved_elsewhere_and_said(make_window, monkeypatch, images,
+                                                                              tmp_path, qtbot):
+    from engine import results
+    from gui import controller
+
+    window = make_window(FakeEngine(step_delay=0.01))
+    open_photo_and_references(window, qtbot, images, tmp_path)
+    window.session.steps = 2
+    fallback = tmp_path / "fallback"
+    monkeypatch.setattr(controller, "save_result", disk_full)
+    monkeypatch.setattr(results, "fallback_folders", lambda: [fallback])
+    queue = window.controller.queue
+    with qtbot.waitSignal(queue.done, timeout=20000, check_params_cb=lambda job, _: job.kind == "transfer"):
+        window.controller.run()
+    saved = list(fallback.glob("*.png"))
+    assert len(saved) == 1 and saved[0].with_suffix(".json").is_file()
+    message = messages(window, "run")[0].message
+    assert "disk" in message.lower() or "space" in message.lower()
+    assert str(saved[0]) in message
+    assert window.generation_panel.run_button.isEnabled()
