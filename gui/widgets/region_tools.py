@@ -1,27 +1,22 @@
 """The region tools over the content's region map: merge, split (by a stroke, or automatically), brush, eraser.
 
 Each tool is a QAction with a shortcut (B brush, E eraser, S split by stroke, Shift+S split automatically, M merge,
-[ and ] brush size, P back to picking); painting tools are checkable and exclusive with "Pick". The edits are the
-engine's pure functions (engine/stage1/edits.py) pushed as one undoable command each on the session's undo stack
-(`Session.edit_regions`). Ctrl+click marks regions for a merge; the selected region is the brush's colour.
+[ and ] brush size, P back to picking); painting tools are checkable and exclusive with "Pick". The edits are
+document operations (gui/model/region_editor.py: the engine's pure edit functions, one undoable step each).
+Ctrl+click marks regions for a merge; the selected region is the brush's colour.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QSpinBox, QToolBar, QWidget
 
-from engine.errors import InvalidRequest, StyleGalleryError
-from engine.images import load_image
 from engine.params import BRUSH_DEFAULT_CELLS, BRUSH_MAX_CELLS, BRUSH_MIN_CELLS
-from engine.stage1 import edits
 
-from ..model.disk_errors import disk_error_info
-from ..model.errors import ErrorInfo
+from ..model.region_editor import RegionEditor
 from ..model.session import Session
 from .region_view import RegionView
 
@@ -34,6 +29,7 @@ class RegionTools(QObject):
     def __init__(self, session: Session, view: RegionView, parent: QWidget):
         super().__init__(parent)
         self.session, self.view = session, view
+        self.editor = RegionEditor(session)
         self.marked: set[int] = set()  # Ctrl+clicked regions waiting for Merge (view state, not the document)
         self.toolbar = QToolBar("Region tools", parent)
         self.toolbar.setObjectName("regionTools")
@@ -119,83 +115,42 @@ class RegionTools(QObject):
             self.marked ^= {region}
             self.view.set_marked(self.marked)
 
-    # ----- edits
-    def _edit(self, text: str, change: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
-        """Apply `change(automatic, override)` as one undoable step; a refusal goes to the banner."""
-        analysis = self.session.analysis
-        if analysis is None:
-            return
-        override = self.session.region_override
-        if override is None:
-            override = edits.empty_override(analysis.labels)
-        try:
-            new = change(analysis.labels, override)
-        except InvalidRequest as exc:
-            self.session.show_error(ErrorInfo.from_exception(exc), "regions")
-            return
-        self.session.show_error(None, "regions")
-        self.session.edit_regions(new, text)
-
+    # ----- edits (the document operations live in gui/model/region_editor.py)
     @Slot(object, object)
     def _stroked(self, cells: np.ndarray, start_region: int | None) -> None:
-        tool, selected = self.view.tool, self.session.selected_region
+        tool = self.view.tool
         if tool == "brush":
-            name = f"Paint into region {selected}" if selected is not None else "Paint a new region"
-            self._edit(name, lambda auto, over: edits.paint(auto, over, cells, selected))
+            self.editor.paint(cells, self.session.selected_region)
         elif tool == "eraser":
-            self._edit("Erase region edits", lambda auto, over: edits.erase(over, cells))
+            self.editor.erase(cells)
         elif tool == "split" and start_region is not None:
-            self._edit(f"Split region {start_region}",
-                       lambda auto, over: edits.split_by_mask(auto, over, start_region, cells))
+            self.editor.split_by_stroke(start_region, cells)
 
     @Slot()
     def merge(self) -> None:
-        regions = sorted(self.marked | ({self.session.selected_region} - {None}))
-        self._edit(f"Merge regions {', '.join(map(str, regions))}", lambda auto, over: edits.merge(auto, over, regions))
+        self.editor.merge(sorted(self.marked | ({self.session.selected_region} - {None})))
         self.marked = set()
         self.view.set_marked(self.marked)
 
     @Slot()
     def split_automatically(self) -> None:
-        region, analysis = self.session.selected_region, self.session.analysis
-        if region is None or analysis is None:
-            self.session.show_error(ErrorInfo("invalid_request", "Select a region to split automatically"), "regions")
-            return
-        self._edit(f"Split region {region} automatically",
-                   lambda auto, over: edits.split_automatic(auto, over, region, analysis.fmix, analysis.params))
+        self.editor.split_automatically(self.session.selected_region)
 
     # ----- label PNG
     @Slot()
     def export_labels(self) -> None:
-        labels = self.session.region_labels()
-        if labels is None or self.session.content is None:
+        if self.session.region_labels() is None or self.session.content is None:
             return
         start = str(Path(self.session.content).with_name(Path(self.session.content).stem + "_regions.png"))
         path, _ = QFileDialog.getSaveFileName(self.view, "Export regions", start, "PNG images (*.png)")
-        if not path:
-            return
-        try:
-            edits.label_png(labels).save(path, format="PNG")
-        except StyleGalleryError as exc:
-            self.session.show_error(ErrorInfo.from_exception(exc), "regions")
-        except OSError as exc:
-            self.session.show_error(disk_error_info(f"export the regions to {Path(path).name}", exc), "regions")
-        else:
-            self.session.status = f"Regions exported to {Path(path).name}"
+        if path:
+            self.editor.export_png(Path(path))
 
     @Slot()
     def import_labels(self) -> None:
-        analysis = self.session.analysis
-        if analysis is None or self.session.content is None:
+        if self.session.analysis is None or self.session.content is None:
             return
         path, _ = QFileDialog.getOpenFileName(self.view, "Import regions", str(Path(self.session.content).parent),
                                               "Images (*.png *.tif *.tiff *.bmp)")
-        if not path:
-            return
-        try:
-            photo = load_image(self.session.content)
-            edit = edits.read_label_png(load_image(path), photo.size, analysis.params)
-        except StyleGalleryError as exc:
-            self.session.show_error(ErrorInfo.from_exception(exc), "regions")
-            return
-        self._edit(f"Import regions from {Path(path).name}", lambda auto, over: edit.override)
+        if path:
+            self.editor.import_png(Path(path))

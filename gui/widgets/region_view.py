@@ -11,8 +11,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QCursor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from engine.stage1.edits import brush_cells
-
+from ..model.region_editor import brush_cells
 from .images import labels_rgba, stroke_rgba
 
 RANDOM_WEIGHTS_NOTE = "Region map from RANDOM-WEIGHT test models: not a real segmentation"
