@@ -13,7 +13,8 @@ from pathlib import Path
 from engine.params import DRAFT_MAX_SIZE, DRAFT_MIN_SIZE, DraftParams
 from engine.wording import count
 
-from .common import ProgressBar, add_engine_args, add_mask_arg, content_ref, engine_from_args, parse_pin, report_errors
+from .common import (ProgressBar, add_engine_args, add_mask_arg, add_size_args, add_working_size_arg, content_ref,
+                     engine_from_args, parse_pin, report_errors, size_params)
 
 DEFAULTS = DraftParams()
 
@@ -45,6 +46,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--assignment", type=Path,
                         help='stage-2 matches as JSON {"REGION": REF, ...} (needs --labels); default: quick matching')
     parser.add_argument("--out", required=True, type=Path, help="output PNG; the JSON goes beside it (.json)")
+    add_working_size_arg(parser)  # the method's regions (with the models): the same working size as `run`
+    add_size_args(parser)
     add_engine_args(parser)
 
 
@@ -92,7 +95,7 @@ def _draft(engine, args, bar):
     from engine.params import Stage1Params
     from engine.types import DraftRequest, ImageRef
 
-    stage1 = Stage1Params(use_depth=not args.no_depth)
+    stage1 = Stage1Params(use_depth=not args.no_depth, image_size=args.working_size, **size_params(args))
     regions = "method" if args.mask is not None else args.regions  # a mask is an edit of the method's regions
     request = DraftRequest(content_ref(args.content, args.mask, stage1), [ImageRef(p) for p in args.style], args.pin,
                            regions=regions, stage1=stage1, draft=_params(args))

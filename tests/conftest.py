@@ -13,6 +13,20 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 PARITY_ROOT = Path(__file__).resolve().parents[2] / "shared" / "parity"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def torch_threads_as_found():
+    """CLI tests call `main.main()` in this process, and main applies the app's thread policy (once per process:
+    on 2 cores, 1 torch thread). Pin that policy first to torch's own thread count, so every test, the parity tests
+    above all (made with torch's default 2 threads), sees the same arithmetic whatever order the tests run in."""
+    import dataclasses
+
+    import torch
+
+    from engine.threads import apply_thread_policy, physical_cores, plan_threads
+
+    apply_thread_policy(dataclasses.replace(plan_threads(physical_cores()), torch_threads=torch.get_num_threads()))
+
+
 @pytest.fixture(scope="session")
 def parity_root() -> Path:
     """../shared/parity (the authors' outputs); tests that need it skip with a reason where it is absent."""

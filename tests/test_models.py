@@ -51,7 +51,9 @@ def test_empty_prompt_embeds_match_golden(parity_root):
     embeds = _bundle(sd=str(tiny / "sd15")).empty_prompt_embeds()
     golden = np.load(parity_root / "golden" / "a_stage1" / "text_embeds.npy")
     assert embeds.shape == (1, 77, golden.shape[1])
-    np.testing.assert_array_equal(embeds[0].numpy(), golden)
+    # Same code and libraries, but bits only on the same CPU kernels (parity README, section 8): on another
+    # x86 CPU the CLIP encoder's matmuls round differently, by 7e-7 here on values up to about 3.
+    np.testing.assert_allclose(embeds[0].numpy(), golden, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parity
