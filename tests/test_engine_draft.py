@@ -15,7 +15,7 @@ from engine.draft import DraftUnavailable, Drafter, onnx_models
 from engine.errors import Cancelled, ModelMissing, StyleGalleryError
 from engine.params import DraftParams, ModelSource
 from engine.types import DraftRequest, ImageRef, Pin, RegionMatch
-from tests.test_cli_run import engine_args
+from tests.test_cli_run import WORKING_SIZE, engine_args
 from tests.test_draft_engine import COOL, WARM, requires_draft, synthetic_painting, synthetic_photo
 
 SIZE = 128
@@ -145,7 +145,7 @@ def test_cli_drafts_on_method_regions_with_the_models(tiny_model_source, tiny_ca
     assert draft_cli(sample_images, out, "--pin", "1=0", *engine_args(tiny_model_source, tiny_cache_dir)) == 0
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["regions"]["source"] == "method" and meta["matches"]["source"] == "method"
-    assert meta["regions"]["label_shape"] == [64, 64]
+    assert meta["regions"]["label_shape"] == [WORKING_SIZE // 8] * 2  # a square photo at the working size
     assert meta["matches"]["by_region"]["1"]["pinned"] and meta["matches"]["by_region"]["1"]["reference"] == 0
     assert capsys.readouterr().out.startswith("region source: method;")
 
