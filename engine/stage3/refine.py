@@ -22,6 +22,7 @@ from PIL import Image
 from ..images import resize_to
 from ..params import LATENT_FACTOR, OutputParams, Stage3Params
 from ..stage1.inversion import encode_latent
+from ..stage1.regions import sample_grid
 from ..types import CancelFlag, EventCallback, RegionMatch, StepEvent
 from .features import FeatureCache
 from .stylize import (LossParts, Optimisation, StyleInputs, decode_latent, evaluate_loss, fast_mode_lora, frozen,
@@ -40,13 +41,6 @@ def refine_size(working: tuple[int, int], output: tuple[int, int], params: Outpu
     scale = long_side / max(output)
     size = tuple(max(multiple, int(side * scale) // multiple * multiple) for side in output)
     return size if size[0] * size[1] > working[0] * working[1] else None
-
-
-def enlarge_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A (h, w) label map at (H, W) by floor-index nearest sampling."""
-    height, width = labels.shape
-    rows, cols = shape
-    return labels[np.ix_((np.arange(rows) * height) // rows, (np.arange(cols) * width) // cols)]
 
 
 @contextmanager
@@ -80,7 +74,7 @@ class Refiner:
         self.device = sd.unet.device
         self.embeds = prepare_embeds(text_embeds, self.device)
         clean = encode_latent(sd.vae, resize_to(photo, size))[0].cpu().numpy()
-        large = StyleInputs(clean, enlarge_labels(content.labels, self.grid))
+        large = StyleInputs(clean, sample_grid(content.labels, self.grid))
         self.terms = region_terms(large, references, matches)
         self.timesteps = stage3_timesteps(sd.scheduler_config, stage3)[-params.refine_steps:]
         self._provider_args = (clean, references, feature_cache)

@@ -23,6 +23,7 @@ from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from .attention import FeatureStore, capture_self_attention, forward_until_recorded
 from ..params import FAST_MODES, VAE_SCALING_FACTOR, Stage3Params
 from ..preview import latent_to_rgb
+from ..stage1.regions import sample_grid
 from .features import FeatureCache, ReferenceFeatures, StepFeatures, autocast_for
 from ..types import CancelFlag, EventCallback, LossRecord, RegionMatch, StepEvent, is_cancelled
 
@@ -101,9 +102,7 @@ def mask_to_tokens(mask: np.ndarray, tokens: int) -> np.ndarray:
     rows, cols = height // factor, width // factor
     if rows * cols != tokens:
         raise ValueError(f"a {height}x{width} label grid does not scale to a layer of {tokens} tokens")
-    r = (np.arange(rows) * height) // rows
-    c = (np.arange(cols) * width) // cols
-    return mask[np.ix_(r, c)].reshape(-1)
+    return sample_grid(mask, (rows, cols)).reshape(-1)
 
 
 def region_terms(content: StyleInputs, references: list[StyleInputs],
