@@ -23,6 +23,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ APP_NAME = "StyleGallery"
 CACHE_ENV = "STYLEGALLERY_CACHE"  # a cache folder for every StyleGallery process that has it in its environment
 DEFAULT_BUDGET_BYTES = 4 << 30  # a few hundred analyses of the full-size models (about 11 MB each at 512)
 CACHE_BUDGET_GB_RANGE = (0.1, 1024.0)  # what Settings and --cache-budget accept, in GB (2**30 bytes)
+EVICT_TO_FRACTION = 0.9  # eviction frees this much under the budget, so the next puts need no scan of the folder
+RESCAN_SECONDS = 60.0  # a process sees the other processes' puts at its next scan, at the latest this much later
 _META = "__meta__"
 _ENTRY_NAME = re.compile(r"[0-9a-f]{64}\.npz")
 _SHARD_NAME = re.compile(r"[0-9a-f]{2}")
@@ -168,15 +171,20 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 class DiskCache:
     """Entries under `root/<namespace>/<key[:2]>/<key>.npz`; `get` returns (arrays, metadata) or None.
 
-    Each stage uses its own namespace ("analysis", ...) so one can be cleared without the others. After each put
-    the least recently used entries are deleted until the cache fits `budget_bytes`, sparing the entry just written
-    and those this object read since its previous put (the operation in progress may still need them).
+    Each stage uses its own namespace ("analysis", ...) so one can be cleared without the others. A put that takes
+    the cache over `budget_bytes` deletes the least recently used entries down to EVICT_TO_FRACTION of it, sparing
+    the entry just written and those this object read since its previous put (the operation in progress may still
+    need them). Whether a put goes over is told by the total of the last scan plus this object's puts since (a scan
+    walks the whole folder: thousands of entries for a draft's many small puts); the folder is scanned again at
+    least every RESCAN_SECONDS, for what other processes added.
     """
 
     def __init__(self, root: Path | str, budget_bytes: int = DEFAULT_BUDGET_BYTES):
         self.root = Path(root)
         self.budget_bytes = int(budget_bytes)
         self._read_since_put: set[Path] = set()
+        self._estimate = 0  # bytes in the folder: the last scan's total plus this object's puts since
+        self._scanned_at: float | None = None  # time.monotonic() of the last scan
         self._lock = threading.Lock()  # the draft thread and the worker thread may share one cache
 
     def check_writable(self) -> None:
@@ -224,19 +232,31 @@ class DiskCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        with self._lock:
-            spared, self._read_since_put = {path} | self._read_since_put, set()
-        self.evict(spared)
+        self._keep_to_budget(path, len(content))
         return path
 
-    def evict(self, spared: set[Path] = frozenset()) -> int:
-        """Delete the least recently used entries (never those in `spared`) until the cache fits the budget; returns
-        the bytes it takes then. One pass over a list made first, so it always ends; an entry deleted meanwhile by
-        another process counts as gone, one that cannot be deleted (open on Windows) stays counted."""
+    def _keep_to_budget(self, written: Path, size: int) -> None:
+        """After a put of `size` bytes at `written`: evict when the cache may now be over its budget."""
+        with self._lock:
+            spared, self._read_since_put = {written} | self._read_since_put, set()
+            self._estimate += size
+            fresh = self._scanned_at is not None and time.monotonic() - self._scanned_at < RESCAN_SECONDS
+            if fresh and self._estimate <= self.budget_bytes:
+                return
+        total = self.evict(spared, int(self.budget_bytes * EVICT_TO_FRACTION))
+        with self._lock:
+            self._estimate, self._scanned_at = total, time.monotonic()
+
+    def evict(self, spared: set[Path] = frozenset(), target: int | None = None) -> int:
+        """When the cache is over its budget, delete the least recently used entries (never those in `spared`) until
+        it fits `target` (default: the budget); returns the bytes it takes then. One pass over a list made first, so
+        it always ends; an entry deleted meanwhile by another process counts as gone, one that cannot be deleted
+        (open on Windows) stays counted."""
         entries = sorted(cache_entries(self.root), key=lambda entry: (entry.last_used_ns, str(entry.path)))
         total = sum(entry.size for entry in entries)
+        target = self.budget_bytes if target is None or total <= self.budget_bytes else target
         for entry in entries:
-            if total <= self.budget_bytes:
+            if total <= target:
                 break
             if entry.path in spared:
                 continue

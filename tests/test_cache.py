@@ -139,6 +139,11 @@ def test_a_well_formed_entry_with_wrong_content_is_recomputed(tmp_path, damage):
     assert load_analysis(cache, "cd" * 32) is None
 
 
+# Stage 1 on the tiny models at a small working size with few steps: the cache's mechanics, not the method, are tested
+QUICK_STAGE1 = dataclasses.replace(Stage1Params(), image_size=128, inversion_steps=2, k_max=3, kmeans_restarts=2,
+                                   use_depth=False)
+
+
 def _analysis_entries(root: Path) -> set[Path]:
     return {entry.path for entry in cache_entries(root) if entry.path.parent.parent.name == ANALYSIS_NAMESPACE}
 
@@ -150,7 +155,7 @@ def test_analyses_stay_within_the_budget_and_the_least_recently_used_go_first(ti
 
     photos = [ImageRef(synthetic_image(tmp_path / f"photo{seed}.png", seed)) for seed in range(4)]
     engine = Engine(tiny_model_source, device="cpu", precision="fp32", cache_dir=tmp_path / "cache")
-    engine.analyze(photos[0])
+    engine.analyze(photos[0], QUICK_STAGE1)
     (first,) = _analysis_entries(tmp_path / "cache")
     engine.cache.budget_bytes = int(2.5 * first.stat().st_size)  # room for two analyses, not three
     written = [first]
@@ -158,9 +163,9 @@ def test_analyses_stay_within_the_budget_and_the_least_recently_used_go_first(ti
         before = _analysis_entries(tmp_path / "cache")
         time.sleep(0.02)  # file times have a coarse clock on some systems: keep the order of uses unambiguous
         if photo is photos[2]:
-            engine.analyze(photos[0])  # a cache hit: A is now the most recently used
+            engine.analyze(photos[0], QUICK_STAGE1)  # a cache hit: A is now the most recently used
             time.sleep(0.02)
-        engine.analyze(photo)
+        engine.analyze(photo, QUICK_STAGE1)
         assert cache_size(tmp_path / "cache") <= engine.cache.budget_bytes
         (new,) = _analysis_entries(tmp_path / "cache") - before
         written.append(new)
@@ -168,6 +173,20 @@ def test_analyses_stay_within_the_budget_and_the_least_recently_used_go_first(ti
             assert _analysis_entries(tmp_path / "cache") == {written[0], written[2]}  # B went, A (read) stayed
     assert _analysis_entries(tmp_path / "cache") == {written[2], written[3]}  # then A, unread since, went too
     assert load_analysis(engine.cache, written[3].stem) is not None
+
+
+def test_a_read_in_another_process_counts_as_a_use(tmp_path):
+    """The last use is kept in the entry file itself, so a hit in one process protects the entry from another's
+    eviction (two DiskCache objects on one folder stand for two processes)."""
+    writer, reader = DiskCache(tmp_path), DiskCache(tmp_path)
+    for key in ("aa", "bb"):
+        writer.put(key * 32, {"x": np.zeros(1000)})
+        time.sleep(0.02)  # file times have a coarse clock on some systems: keep the order of uses unambiguous
+    assert reader.get("aa" * 32) is not None
+    time.sleep(0.02)
+    writer.budget_bytes = int(1.25 * cache_size(tmp_path))  # room for two entries, not three
+    writer.put("cc" * 32, {"x": np.zeros(1000)})
+    assert {entry.path.stem for entry in cache_entries(tmp_path)} == {"aa" * 32, "cc" * 32}
 
 
 def test_the_entry_just_written_and_those_just_read_are_never_evicted(tmp_path):
@@ -280,12 +299,12 @@ def test_an_analysis_entry_keeps_the_depth_at_the_label_grid_and_deflates_label_
     photo = tmp_path / "photo.png"
     Image.open(synthetic_image(tmp_path / "small.png", 5)).resize((640, 480)).save(photo)
     engine = Engine(tiny_model_source, device="cpu", precision="fp32", cache_dir=tmp_path / "cache")
-    computed = engine.analyze(ImageRef(photo))
+    computed = engine.analyze(ImageRef(photo), dataclasses.replace(QUICK_STAGE1, use_depth=True))
     assert computed.depth.shape == (480, 640)  # as computed: the native size
     (entry,) = _analysis_entries(tmp_path / "cache")
     with zipfile.ZipFile(entry) as archive:
         kinds = {info.filename: info.compress_type for info in archive.infolist()}
     assert kinds["labels.npy"] == kinds["steps.step5_kmeans_per_k.npy"] == zipfile.ZIP_DEFLATED
-    loaded = engine.analyze(ImageRef(photo))
+    loaded = engine.analyze(ImageRef(photo), dataclasses.replace(QUICK_STAGE1, use_depth=True))
     assert loaded.depth.shape == loaded.labels.shape
     assert np.array_equal(loaded.labels, computed.labels)
