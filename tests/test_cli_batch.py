@@ -3,8 +3,6 @@ photo reported and skipped, a summary, and exit codes that tell all done / some 
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ from PIL import Image
 
 import main
 from cli.batch import EXIT_SOME_SKIPPED, batch_outputs, content_photos
-from tests.test_cli_run import engine_args
+from tests.test_cli_run import engine_args, interrupt_at_first_step
 from tests.test_draft_engine import WARM, requires_draft, synthetic_painting, synthetic_photo
 
 
@@ -118,15 +116,7 @@ def test_run_batch_loads_the_models_once_and_writes_one_result_per_photo(tiny_mo
 
 def test_ctrl_c_stops_the_batch_keeping_the_partial_result(tiny_model_source, tiny_cache_dir, sample_images,
                                                            tmp_path, capsys, monkeypatch):
-    from cli import run
-
-    class InterruptAtFirstStep(run.ProgressBar):
-        def __call__(self, event):
-            super().__call__(event)
-            if event.stage == "transfer" and event.step == 1:
-                os.kill(os.getpid(), signal.SIGINT)  # as the terminal does: KeyboardInterrupt on the main thread
-
-    monkeypatch.setattr(run, "ProgressBar", InterruptAtFirstStep)
+    interrupt_at_first_step(monkeypatch)
     out = tmp_path / "results"
     code = main.main(["run", "--content", str(sample_images["content"]), str(sample_images["ref1"]), "--style",
                       str(sample_images["ref0"]), "--steps", "20", "--out", str(out),
