@@ -20,6 +20,7 @@ from .errors import ImageTooLarge, ImageUnreadable, describe_os_error
 MAX_PIXELS = 64_000_000  # about 8000x8000: far above any photo an artist restyles at 512
 MIN_SIDE = 8
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "AVIF")  # JPEG covers MPO (camera multi-picture)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}  # what a folder of pictures is read for
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
 

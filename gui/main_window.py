@@ -12,6 +12,8 @@ from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
+from engine.wording import count
+
 from .app import App
 from .drafts import save_draft
 from .model.disk_errors import disk_error_info
@@ -295,8 +297,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _running_changed(self, running: bool) -> None:
-        self.run_action.setEnabled(not running)
-        self.cancel_action.setEnabled(bool(running))
+        self.cancel_action.setEnabled(bool(running))  # Run stays: during a run it queues the next
 
     @Slot(str)
     def _device_changed(self, text: str) -> None:
@@ -341,6 +342,10 @@ class MainWindow(QMainWindow):
         if unsaved and not self.close_anyway(unsaved):
             event.ignore()
             return
+        waiting = self.controller.runs.waiting_count()
+        if waiting and not self.close_with_waiting_runs(waiting):
+            event.ignore()
+            return
         geometry = self.saveGeometry()
         self.hide()
         try:
@@ -348,6 +353,18 @@ class MainWindow(QMainWindow):
         except Exception:  # noqa: BLE001
             log.exception("stopping the worker threads on close failed")
         event.accept()
+
+    def close_with_waiting_runs(self, waiting: int) -> bool:
+        """Ask whether to close although `waiting` queued runs have not started (they are not kept); False keeps the
+        window open."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Runs are waiting",
+                          f"{count(waiting, 'queued run has', 'queued runs have')} not started yet.", parent=self)
+        box.setInformativeText("Closing cancels them and the run in progress; the queue is not kept.")
+        keep = box.addButton("Keep the window open", QMessageBox.ButtonRole.RejectRole)
+        box.addButton("Close and cancel them", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(keep)
+        box.exec()
+        return box.clickedButton() is not keep
 
     def close_anyway(self, unsaved: list[str]) -> bool:
         """Ask whether to close although `unsaved` could not be written; False keeps the window open."""
