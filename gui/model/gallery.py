@@ -28,7 +28,7 @@ from .disk_errors import disk_error_info
 from .errors import ErrorInfo, document_problem
 
 INDEX_VERSION = 1
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
 
 
 @dataclass(frozen=True)
