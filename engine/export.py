@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from .images import srgb_profile
+from .images import load_image, srgb_profile
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,17 @@ def encode_image(image: np.ndarray, fmt: str, quality: int = DEFAULT_QUALITY,
     options = {"quality": quality, "icc_profile": srgb_profile().tobytes(), "xmp": xmp}
     picture.save(buffer, "JPEG" if fmt == "jpeg" else "WEBP", **options)
     return buffer.getvalue()
+
+
+def read_png(path: Path) -> tuple[np.ndarray, dict[str, str]]:
+    """A saved result's pixels (uint8 HxWx3) and text chunks (its metadata), to carry into another format; raises
+    ImageUnreadable."""
+    pixels = np.asarray(load_image(path))
+    try:
+        with Image.open(path, formats=("PNG",)) as png:
+            return pixels, dict(png.text)
+    except (OSError, SyntaxError, ValueError):  # not a PNG after all, or damaged chunks: the pixels alone
+        return pixels, {}
 
 
 def export_image(path: Path, image: np.ndarray, fmt: str, quality: int = DEFAULT_QUALITY,
