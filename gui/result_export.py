@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QObject, QStandardPaths, Qt, QUrl, Slot
-from PySide6.QtGui import QDrag, QPixmap
+from PySide6.QtCore import QMimeData, QObject, QRectF, QStandardPaths, Qt, QUrl, Slot
+from PySide6.QtGui import QDrag, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 
 from engine.errors import StyleGalleryError
@@ -30,11 +30,13 @@ from .model.errors import ErrorInfo
 from .settings import AppSettings
 from .widgets.export_dialog import ExportDialog
 from .widgets.images import qimage_from_array
+from .widgets.region_view import paint_note
 
 DRAG_FOLDER = "StyleGallery drags"
 DRAG_FILE_KEEP_S = 24 * 3600  # a dragged file is left this long for the target to read, then cleared
 RANDOM_NAME = "-random-weights"  # in every file name of a picture made with random-weight test models
 DRAG_THUMBNAIL = 128
+RANDOM_DRAG_NOTE = "RANDOM WEIGHTS"  # over the dragged thumbnail
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,12 @@ class ResultExporter(QObject):
         thumbnail = qimage_from_array(picture.pixels).scaled(DRAG_THUMBNAIL, DRAG_THUMBNAIL,
                                                               Qt.AspectRatioMode.KeepAspectRatio,
                                                               Qt.TransformationMode.SmoothTransformation)
-        drag.setPixmap(QPixmap.fromImage(thumbnail))
+        pixmap = QPixmap.fromImage(thumbnail)
+        if picture.random_weights:
+            painter = QPainter(pixmap)
+            paint_note(painter, QRectF(pixmap.rect()), RANDOM_DRAG_NOTE)
+            painter.end()
+        drag.setPixmap(pixmap)
         drag.exec(Qt.DropAction.CopyAction)
 
     # ----- files
