@@ -70,9 +70,9 @@ class ResultExporter(QObject):
             draft = session.draft
             if draft is None:
                 return None
-            texts = {"stylegallery": json.dumps(draft_metadata(draft, session.content,
-                                                          draft_reference_paths(session, self.gallery),
-                                                          session.random_weights))}
+            metadata = draft_metadata(draft, session.content, draft_reference_paths(session, self.gallery),
+                                      session.random_weights)
+            texts = {"stylegallery": json.dumps(metadata)}
             return ShownPicture(np.asarray(draft.image, np.uint8), texts,
                                 f"{stem}-draft" + RANDOM_NAME * session.random_weights, session.random_weights)
         record = session.result
