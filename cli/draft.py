@@ -55,6 +55,7 @@ def run(args) -> int:
     from engine.errors import InvalidRequest
     from engine.models import random_weights
     from engine.outputs import check_output_file
+    from engine.recipe import inputs_document
     from engine.results import save_png
 
     with report_errors():
@@ -74,7 +75,7 @@ def run(args) -> int:
         meta = result.metadata()
         if result.region_source == "method" and random_weights(engine.source):
             meta["regions"]["random_weights"] = True  # regions from RANDOM-WEIGHT test models: say so, as the window does
-        meta["inputs"] = {"content": str(args.content), "references": [str(p) for p in args.style]}
+        meta["inputs"] = inputs_document(args.content, args.style)  # names and pixel hashes, never paths
         save_png(args.out, result.image, meta)
         json_path = args.out.with_suffix(".json")
         json_path.write_text(json.dumps(meta, indent=2) + "\n")

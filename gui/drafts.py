@@ -28,6 +28,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Slot
 
 from engine.params import DraftParams
+from engine.recipe import inputs_document
 from engine.results import save_png
 from engine.types import DraftRequest, ImageRef
 
@@ -194,11 +195,13 @@ class DraftController(QObject):
             self._finished()
 
 
-def save_draft(path: Path, draft, content: Path, references: list[Path], random_weights: bool) -> Path:
-    """The draft as a PNG whose `stylegallery` text chunk says what it is (a draft, its regions named in words)."""
+def save_draft(path: Path, draft, content: Path, references: list[Path], random_weights: bool,
+               reference_names: list[str] | None = None) -> Path:
+    """The draft as a PNG whose `stylegallery` text chunk says what it is (a draft, its regions named in words) and
+    names its images by file name and pixel hash, never by path."""
     meta = draft.metadata()
     meta["regions"]["label"] = regions_text(draft, random_weights)
     if draft.region_source == "method" and random_weights:
         meta["regions"]["random_weights"] = True
-    meta["inputs"] = {"content": str(content), "references": [str(p) for p in references]}
+    meta["inputs"] = inputs_document(content, references, reference_names)
     return save_png(path, draft.image, meta)

@@ -17,6 +17,7 @@ from .drafts import save_draft
 from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .model.session import PinTarget
+from .restore import ResultRestorer, dropped_results, result_files
 from .widgets.content_panel import ContentPanel
 from .widgets.draft_panel import DraftPanel
 from .widgets.error_banner import ErrorBanner
@@ -40,8 +41,10 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.app = app
         self.session, self.gallery, self.controller = app.session, app.gallery, app.controller
+        self.restorer = ResultRestorer(self.controller, self)
         self._build()
         self._build_menus()
+        self.setAcceptDrops(True)  # a saved result dropped anywhere restores how it was made
         geometry = app.window_geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -126,6 +129,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Open photo…", self.open_content, QKeySequence.StandardKey.Open)
         self._action(file_menu, "&Add references…", self.gallery_panel.open_files, "Ctrl+Shift+O")
         self._action(file_menu, "Add reference &folder…", self.gallery_panel.open_folder)
+        self._action(file_menu, "Open &result…", self.restorer.open_dialog, "Ctrl+Shift+R")
         self._action(file_menu, "&Paste reference", self.gallery_panel.paste, QKeySequence.StandardKey.Paste)
         file_menu.addSeparator()
         self.save_action = self._action(file_menu, "&Save result…", self.save_result, QKeySequence.StandardKey.Save)
@@ -184,7 +188,21 @@ class MainWindow(QMainWindow):
 
     @Slot(list)
     def _content_dropped(self, paths: list[Path]) -> None:
-        self.controller.open_content(paths[0])
+        """A photo opens; a saved result restores how it was made."""
+        if result_files(paths[:1]):
+            self.restorer.restore(paths[0])
+        else:
+            self.controller.open_content(paths[0])
+
+    def dragEnterEvent(self, event) -> None:
+        if dropped_results(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        results = dropped_results(event.mimeData())
+        if results:
+            event.acceptProposedAction()
+            self.restorer.restore(results[0])
 
     @Slot(str)
     def _reference_clicked(self, ref_id: str) -> None:
@@ -211,9 +229,10 @@ class MainWindow(QMainWindow):
 
     def save_draft_to(self, path: Path) -> None:
         """The draft PNG with what it is (draft, quick or method regions, matches, strength) in its metadata."""
-        refs = [self.gallery.path(i) for i in self.session.draft_refs if self.gallery.get(i) is not None]
+        ids = [i for i in self.session.draft_refs if self.gallery.get(i) is not None]
+        refs, names = [self.gallery.path(i) for i in ids], [self.gallery.get(i).name for i in ids]
         self._write_png(path, lambda out: save_draft(out, self.session.draft, self.session.content, refs,
-                                                     self.session.random_weights))
+                                                     self.session.random_weights, names))
 
     def _ask_png(self, title: str, suffix: str, save) -> None:
         stem = Path(self.session.content).stem if self.session.content else "photo"
