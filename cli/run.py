@@ -1,7 +1,7 @@
 """`main.py run`: the whole method on one content image and one or more references.
 
 Writes OUT.png (with the job's parameters in its PNG metadata) and OUT.json (matches with scores, pins,
-per-step losses). The output is checked before any work; if saving still fails at the end, the finished result
+per-step losses). `--recipe RESULT.png` runs a saved result again (engine/recipe.py). The output is checked before any work; if saving still fails at the end, the finished result
 goes to a fallback folder and the error line says where. Ctrl-C cancels: the optimisation stops at its next
 check and the partial result is written as OUT-partial.png/.json (status "cancelled" in both); the exit code
 is 130. Ctrl-C during the analysis, which has no partial result, just cancels.
@@ -26,8 +26,14 @@ def add_parser(subparsers) -> None:
     defaults = Stage3Params()
     parser = subparsers.add_parser("run", help="restyle a photo after one or more references",
                                    formatter_class=DefaultsHelpFormatter)
-    parser.add_argument("--content", required=True, type=Path, help="the photo to restyle")
-    parser.add_argument("--style", required=True, nargs="+", type=Path, help="style references (0, 1, ... in order)")
+    parser.add_argument("--content", type=Path, help="the photo to restyle (with --recipe: another place to find it)")
+    parser.add_argument("--style", nargs="+", type=Path, help="style references (0, 1, ... in order)")
+    parser.add_argument("--recipe", type=Path, metavar="RESULT.png|RESULT.json",
+                        help="run a saved result again: its references, pins, region edit and every parameter (the "
+                             "options below are ignored); the photo is looked for next to it (or give --content), "
+                             "the references in --gallery and next to it, each by its pixels' hash")
+    parser.add_argument("--gallery", type=Path, metavar="DIR",
+                        help="with --recipe: a folder (and its subfolders) holding the references")
     parser.add_argument("--pin", action="append", type=parse_pin, default=[], metavar="REGION=REF[:REGION]",
                         help="take content REGION's style from reference REF (its region, or all of it)")
     parser.add_argument("--out", required=True, type=Path, help="output PNG (a .json beside it gets the details)")
@@ -55,6 +61,8 @@ def build_request(args: argparse.Namespace):
     from engine.params import Stage1Params, Stage3Params, stage3_for_fast_mode
     from engine.types import ImageRef, TransferRequest
 
+    if args.content is None or not args.style:
+        raise InvalidRequest("run needs --content and --style (or --recipe, a saved result)")
     if args.feature_batch < 0:
         raise InvalidRequest("--feature-batch must be 0 (all at once) or more")
     stage3 = Stage3Params(steps=args.steps, lr=args.lr, content_weight=args.content_weight,
@@ -65,6 +73,32 @@ def build_request(args: argparse.Namespace):
     return TransferRequest(content=content_ref(args.content, args.mask, stage1),
                            references=[ImageRef(p) for p in args.style], pins=list(args.pin), stage1=stage1,
                            stage3=stage3, output=output_params(args))
+
+
+def recipe_request(args: argparse.Namespace):
+    """The TransferRequest of the saved result `args.recipe`, its images found by hash (InvalidRequest naming what
+    is missing)."""
+    from engine.errors import InvalidRequest
+    from engine.recipe import hash_images, images_in, photo_candidates, read_recipe, resolve_recipe
+    from engine.wording import count
+
+    if args.style:
+        raise InvalidRequest("--recipe brings its own references: leave out --style (use --gallery to say where "
+                             "they are)")
+    recipe = read_recipe(args.recipe)
+    beside = args.recipe.parent
+    found = hash_images(images_in(beside) + (images_in(args.gallery, recursive=True) if args.gallery else []))
+    resolution = resolve_recipe(recipe, found, photo_candidates(args.recipe), content=args.content)
+    if resolution.request is None:
+        raise InvalidRequest(f"The photo {recipe.content.name} of {args.recipe.name} is not next to it",
+                             hint="Give it with --content PHOTO.")
+    if resolution.missing:
+        raise InvalidRequest(f"{count(len(resolution.missing), 'image')} of {args.recipe.name} not found: "
+                             f"{resolution.missing_text()}", hint="Give the folder that holds them with --gallery DIR.")
+    if not resolution.content_matches:
+        print(f"stylegallery: {resolution.content.name} is not the photo {args.recipe.name} was made from: its pins "
+              "and region edit are left out", file=sys.stderr)
+    return resolution.request
 
 
 def partial_path(out: Path) -> Path:
@@ -108,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
     progress = ProgressBar()
     with report_errors():
-        request = build_request(args)
+        request = recipe_request(args) if args.recipe is not None else build_request(args)
         check_output_file(args.out, "--out file")
         check_output_file(partial_path(args.out), "--out file")
         engine = engine_from_args(args)

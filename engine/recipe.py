@@ -130,11 +130,20 @@ def recipe_document(request: TransferRequest, model: str, random_weights: bool,
         "content": _image_document(request.content),
         "references": [_image_document(ref, name) for ref, name in zip(request.references, names)],
         "pins": [dataclasses.asdict(pin) for pin in request.pins],
-        "params": {key: settings_key(getattr(request, key)) for key in _PARAMS},
+        "params": _public_params(request),
         "model": model_name,
         "model_hash": model_hash,
         "random_weights": random_weights,
     }
+
+
+def _public_params(request: TransferRequest) -> dict:
+    """Every parameter as `settings_key` gives it, but a local LoRA by its name only (it is not looked for again)."""
+    params = {key: settings_key(getattr(request, key)) for key in _PARAMS}
+    lora = params["stage3"]["lora_source"]
+    if lora is not None:
+        params["stage3"]["lora_source"] = public_model(lora)[0]
+    return params
 
 
 def _quote(value: Any) -> str:
@@ -298,6 +307,12 @@ def images_in(folder: Path, recursive: bool = False) -> list[Path]:
         return sorted(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     except OSError:
         return []
+
+
+def photo_candidates(result: Path) -> list[Path]:
+    """Where a result's photo may be: the images beside it, except the result's own PNG."""
+    result = Path(result)
+    return [p for p in images_in(result.parent) if p != result.with_suffix(".png")]
 
 
 def hash_images(paths: Iterable[Path]) -> dict[str, Path]:

@@ -4,7 +4,6 @@ device and model."""
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Slot
@@ -17,7 +16,7 @@ from .drafts import save_draft
 from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .model.session import PinTarget
-from .restore import ResultRestorer, dropped_results, result_files
+from .restore import ResultRestorer, copy_result, dropped_results, result_files
 from .widgets.content_panel import ContentPanel
 from .widgets.draft_panel import DraftPanel
 from .widgets.error_banner import ErrorBanner
@@ -224,8 +223,8 @@ class MainWindow(QMainWindow):
             self._ask_png("Save draft", "draft", self.save_draft_to)
 
     def save_result_to(self, path: Path) -> None:
-        """Copy the result PNG (its metadata holds the run's parameters) to `path`."""
-        self._write_png(path, lambda out: shutil.copyfile(self.session.result_path(self.session.result), out))
+        """Copy the result PNG (its metadata holds the run's recipe) to `path`, and its JSON beside it."""
+        self._write_png(path, lambda out: copy_result(self.session.result_path(self.session.result), out))
 
     def save_draft_to(self, path: Path) -> None:
         """The draft PNG with what it is (draft, quick or method regions, matches, strength) in its metadata."""

@@ -8,6 +8,7 @@ Run makes the same TransferRequest. References not in the gallery are listed by 
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +16,8 @@ from PySide6.QtCore import QMimeData, QObject
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from engine.errors import InvalidRequest
-from engine.recipe import RESULT_SUFFIXES, Resolution, images_in, is_result_file, read_recipe, resolve_recipe
+from engine.recipe import (RESULT_SUFFIXES, Resolution, is_result_file, photo_candidates, read_recipe,
+                           resolve_recipe)
 from engine.wording import count
 
 from .controller import Controller
@@ -35,6 +37,13 @@ def result_files(paths: list[Path]) -> list[Path]:
 def dropped_results(mime: QMimeData) -> list[Path]:
     """The dropped local files that are saved results."""
     return result_files([Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()])
+
+
+def copy_result(source: Path, out: Path) -> None:
+    """A result PNG and its JSON (when there is one) to `out` and beside it: either restores how it was made."""
+    shutil.copyfile(source, out)
+    if source.with_suffix(".json").is_file():
+        shutil.copyfile(source.with_suffix(".json"), out.with_suffix(".json"))
 
 
 def checked_references(order: list[str], gallery_order: list[str], pinned: set[str]) -> int:
@@ -75,7 +84,7 @@ class ResultRestorer(QObject):
             return False
         present = {r.sha256: gallery.path(r.id) for r in gallery.references if not gallery.is_missing(r.id)}
         known = session.known_photo(recipe.content.sha256) if recipe.content.sha256 else None
-        resolution = resolve_recipe(recipe, present, [p for p in (known,) if p] + images_in(Path(path).parent))
+        resolution = resolve_recipe(recipe, present, [p for p in (known,) if p] + photo_candidates(Path(path)))
         if resolution.request is None:
             located = self.locate_photo(recipe.content.name, Path(path).parent)
             if located is None:
