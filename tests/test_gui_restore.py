@@ -106,9 +106,3 @@ def test_a_photo_not_found_is_asked_for(make_window, qtbot, tmp_path, saved):
     assert window.session.content == photo and window.session.messages == ()
     assert window.controller.transfer_request()[1] == original
 
-
-def test_a_plain_picture_dropped_on_the_photo_still_opens_as_the_photo(make_window, qtbot, tmp_path):
-    window = make_window()
-    photo = write_image(tmp_path / "plain.png", size=64)
-    drop_files(window.content_panel.view, [photo])
-    assert window.session.content == photo and window.session.error is None
