@@ -23,7 +23,7 @@ from .errors import ImageUnreadable, InvalidRequest
 from .images import load_image, pixel_sha256
 from .params import (EDIT_MAX_REGION_ID, FAST_MODES, MatchParams, OutputParams, Stage1Params, Stage3Params,
                      settings_key)
-from .schema import SchemaError, expect, file_name, items, member, whole
+from .schema import SchemaError, expect, items, member, whole
 from .types import ImageRef, Pin, TransferRequest
 
 RECIPE_VERSION = 2  # 1 stored absolute paths (no hashes): such results cannot be restored
@@ -188,17 +188,27 @@ def parameters_text(document: dict) -> str:
 
 # ----- reading ------------------------------------------------------------------------------------------------------
 
+def _result_data(path: Path) -> Any:
+    """The result document in a PNG's chunk or a JSON's envelope (None when there is none); raises on a damaged
+    file."""
+    if path.suffix.lower() == ".json":
+        envelope = json.loads(path.read_text(encoding="utf-8"))
+        return envelope.get("data") if isinstance(envelope, dict) else None
+    with Image.open(path, formats=["PNG"]) as img:
+        text = getattr(img, "text", {}).get(RECIPE_CHUNK)
+    return None if text is None else json.loads(text)
+
+
+def _is_result(data: Any) -> bool:
+    """A result's document, of any recipe version (a saved draft's is not: it opens as a photo)."""
+    return isinstance(data, dict) and ("recipe" in data or {"references", "params"} <= data.keys())
+
+
 def is_result_file(path: Path) -> bool:
-    """Whether `path` looks like a saved result (a PNG with the app's chunk, or a JSON): cheap, never raises."""
+    """Whether `path` is a saved result (PNG or JSON), so a drop restores it rather than opening it: never raises."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        return path.is_file()
-    if suffix != ".png":
-        return False
     try:
-        with Image.open(path, formats=["PNG"]) as img:
-            return RECIPE_CHUNK in getattr(img, "text", {})
+        return path.suffix.lower() in RESULT_SUFFIXES and _is_result(_result_data(path))
     except (OSError, ValueError, SyntaxError):
         return False
 
@@ -208,16 +218,10 @@ def read_recipe(path: Path) -> Recipe:
     path = Path(path)
     name = path.name[:80]
     try:
-        if path.suffix.lower() == ".json":
-            envelope = json.loads(path.read_text(encoding="utf-8"))
-            data = envelope.get("data") if isinstance(envelope, dict) else None
-        else:
-            with Image.open(path, formats=["PNG"]) as img:
-                text = getattr(img, "text", {}).get(RECIPE_CHUNK)
-            if text is None:
-                raise InvalidRequest(f"{name} holds no StyleGallery settings",
-                                     hint="Only results saved by StyleGallery (PNG or JSON) can be restored.")
-            data = json.loads(text)
+        data = _result_data(path)
+        if not _is_result(data):
+            raise InvalidRequest(f"{name} holds no StyleGallery settings",
+                                 hint="Only results saved by StyleGallery (PNG or JSON) can be restored.")
         return parse_recipe(data)
     except InvalidRequest:
         raise
@@ -262,7 +266,7 @@ def _parse_image(row: Any, where: str) -> RecipeImage:
     sha = member(row, "sha256", (str, type(None)), where)
     if sha is not None and not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise SchemaError(f"{where}.sha256: not a sha256 digest")
-    return RecipeImage(file_name(member(row, "name", str, where), f"{where}.name"), sha,
+    return RecipeImage(member(row, "name", str, where), sha,  # shown and compared, never used as a path
                        None if edit is None else parse_edit(edit, f"{where}.region_edit"),
                        None if mask is None else _parse_image(mask, f"{where}.user_mask"))
 

@@ -120,12 +120,12 @@ def test_recipe_resolves_into_the_original_request(photos, tmp_path, suffix):
 
 
 def test_a_missing_reference_is_named_and_its_pins_left_out(photos, tmp_path):
-    out = save(photos, tmp_path / "result.png", reference_names=["Sunset", "Night", "Ink"])
+    out = save(photos, tmp_path / "result.png", reference_names=["Sunset", "Night/Day", "Ink"])  # gallery names
     resolution = resolve_recipe(read_recipe(out), hash_images([photos["ref0"], photos["ref2"]]), [photos["content"]])
-    assert resolution.missing == ["Night"]
+    assert resolution.missing == ["Night/Day"]
     request = resolution.request
     assert [ref.path for ref in request.references] == [photos["ref0"], photos["ref2"]]
-    assert request.pins == [Pin(1, 1, None), Pin(2, 0, 3)]  # re-counted; the pin to "Night" is gone
+    assert request.pins == [Pin(1, 1, None), Pin(2, 0, 3)]  # re-counted; the pin to "Night/Day" is gone
 
 
 def test_another_photo_gets_the_parameters_but_not_the_pins(photos, tmp_path):
@@ -140,7 +140,8 @@ def test_files_without_a_recipe_are_refused_in_words(photos, tmp_path):
     with pytest.raises(InvalidRequest, match="holds no StyleGallery settings"):
         read_recipe(photos["content"])
     old = tmp_path / "old.json"  # what version 1 wrote: paths, no hashes
-    old.write_text(json.dumps({"version": 1, "data": {"content": str(photos["content"]), "references": []}}))
+    old.write_text(json.dumps({"version": 1, "data": {"content": str(photos["content"]), "references": [],
+                                                      "params": {}}}))
     with pytest.raises(InvalidRequest, match="older StyleGallery"):
         read_recipe(old)
     broken = tmp_path / "broken.png"
