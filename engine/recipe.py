@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, TypeVar
+from typing import Any, Iterable, Literal, Mapping, TypeVar, get_args, get_origin, get_type_hints
 
 import numpy as np
 from PIL import Image
@@ -23,7 +23,7 @@ from .errors import ImageUnreadable, InvalidRequest
 from .images import load_image, pixel_sha256
 from .params import (EDIT_MAX_REGION_ID, FAST_MODES, MatchParams, OutputParams, Stage1Params, Stage3Params,
                      settings_key)
-from .schema import SchemaError, expect, items, member, whole
+from .schema import SchemaError, expect, items, member, number, whole
 from .types import ImageRef, Pin, TransferRequest
 
 RECIPE_VERSION = 2  # 1 stored absolute paths (no hashes): such results cannot be restored
@@ -155,7 +155,7 @@ def _quote(value: Any) -> str:
 def parameters_text(document: dict) -> str:
     """The A1111-style `parameters` text of a result document (`engine.results.result_document`): a description
     line, then `Key: value` pairs, comma-separated."""
-    stage1, stage3, output = (document["params"][key] for key in ("stage1", "stage3", "output"))
+    stage1, stage3 = document["params"]["stage1"], document["params"]["stage3"]
     references = document["references"]
     random_note = f" ({RANDOM_WEIGHTS_NOTE})" if document["random_weights"] else ""
     title = " ".join(f"StyleGallery restyle of {document['content']['name']} after "
@@ -209,7 +209,7 @@ def is_result_file(path: Path) -> bool:
     path = Path(path)
     try:
         return path.suffix.lower() in RESULT_SUFFIXES and _is_result(_result_data(path))
-    except (OSError, ValueError, SyntaxError):
+    except (OSError, ValueError, SyntaxError, RecursionError):
         return False
 
 
@@ -227,7 +227,7 @@ def read_recipe(path: Path) -> Recipe:
         raise
     except SchemaError as exc:
         raise InvalidRequest(f"The settings in {name} cannot be read ({exc})") from exc
-    except (OSError, ValueError, SyntaxError) as exc:  # unreadable file, not PNG, not JSON
+    except (OSError, ValueError, SyntaxError, RecursionError) as exc:  # unreadable, not PNG, not JSON, too deep
         raise InvalidRequest(f"{name} is not a StyleGallery result that can be read ({type(exc).__name__})",
                              hint="Only results saved by StyleGallery (PNG or JSON) can be restored.") from exc
 
@@ -260,46 +260,62 @@ def parse_recipe(data: Any) -> Recipe:
                   random_weights=member(data, "random_weights", bool, "result", False), version=version)
 
 
-def _parse_image(row: Any, where: str) -> RecipeImage:
-    edit, mask = member(row, "region_edit", (dict, type(None)), where, None), member(row, "user_mask",
-                                                                                     (dict, type(None)), where, None)
+def _parse_image(row: Any, where: str, is_mask: bool = False) -> RecipeImage:
+    edit = member(row, "region_edit", (dict, type(None)), where, None)
+    mask = member(row, "user_mask", (dict, type(None)), where, None)
+    if is_mask and mask is not None:
+        raise SchemaError(f"{where}.user_mask: a label mask has no mask of its own")
     sha = member(row, "sha256", (str, type(None)), where)
     if sha is not None and not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise SchemaError(f"{where}.sha256: not a sha256 digest")
     return RecipeImage(member(row, "name", str, where), sha,  # shown and compared, never used as a path
                        None if edit is None else parse_edit(edit, f"{where}.region_edit"),
-                       None if mask is None else _parse_image(mask, f"{where}.user_mask"))
+                       None if mask is None else _parse_image(mask, f"{where}.user_mask", is_mask=True))
 
 
 def parse_params(cls: type[P], row: dict, where: str) -> P:
-    """A params dataclass from its `settings_key` dict: each value of its default's type (tuples from lists); a
-    missing field keeps the default, an unknown one is refused (a newer StyleGallery's, which this one would drop)."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(row) - set(fields))
+    """A params dataclass from its `settings_key` dict: each value of its field's type (a Literal's choices, tuples
+    from lists); a missing field keeps the default, an unknown one is refused (a newer StyleGallery's, which this one
+    would drop)."""
+    hints = get_type_hints(cls)
+    unknown = sorted(set(row) - set(hints))
     if unknown:
         raise SchemaError(f"{where}: unknown parameters {', '.join(unknown)}")
     defaults = cls()
-    values = {}
-    for key, value in row.items():
-        default = getattr(defaults, key)
-        values[key] = _param_value(value, default, f"{where}.{key}")
+    values = {key: _param_value(value, getattr(defaults, key), hints[key], f"{where}.{key}")
+              for key, value in row.items()}
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:
         raise SchemaError(f"{where}: {exc}") from exc
 
 
-def _param_value(value: Any, default: Any, where: str) -> Any:
+def _choices(hint: Any) -> tuple:
+    """The values a Literal allows, also inside a union (`Literal["photo", "working"] | int`)."""
+    if get_origin(hint) is Literal:
+        return get_args(hint)
+    return tuple(choice for arg in get_args(hint) for choice in _choices(arg))
+
+
+def _param_value(value: Any, default: Any, hint: Any, where: str) -> Any:
     if isinstance(default, tuple):
-        return tuple(_param_value(v, default[0] if default else v, f"{where}[{i}]")
+        return tuple(_param_value(v, default[0] if default else v, None, f"{where}[{i}]")
                      for i, v in enumerate(expect(value, list, where)))
     if isinstance(default, bool):
         return expect(value, bool, where)
     if isinstance(default, float):
-        return float(expect(value, (int, float), where))
-    if isinstance(default, (int, str)) or default is None:  # OutputParams.size: a name or a long side
-        return expect(value, (int, str, type(None)) if default is None or isinstance(default, str) else int, where)
-    return value
+        return float(number(value, where))
+    if isinstance(default, int):
+        return expect(value, int, where)
+    if isinstance(default, str):
+        if type(value) is int and int in get_args(hint):  # OutputParams.size: a name or a long side
+            return value
+        choices = _choices(hint)
+        if type(value) is not str or choices and value not in choices:
+            raise SchemaError(f"{where}: expected one of {', '.join(map(repr, choices))}, found {value!r}"
+                              if choices else f"{where}: expected text, found {value!r}")
+        return value
+    return expect(value, (str, type(None)), where)  # Stage3Params.lora_source
 
 
 # ----- finding the images ---------------------------------------------------------------------------------------------

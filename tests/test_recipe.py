@@ -16,7 +16,8 @@ from PIL import Image
 import main
 from engine.errors import InvalidRequest
 from engine.params import MatchParams, OutputParams, Stage1Params, Stage3Params
-from engine.recipe import hash_images, read_recipe, resolve_recipe
+from engine.recipe import hash_images, parse_recipe, read_recipe, resolve_recipe
+from engine.schema import SchemaError
 from engine.results import save_result
 from engine.types import ImageRef, MatchTable, Pin, TransferRequest, TransferResult
 from tests.conftest import synthetic_image
@@ -154,6 +155,29 @@ def test_files_without_a_recipe_are_refused_in_words(photos, tmp_path):
     out.with_suffix(".json").write_text(json.dumps(document))
     with pytest.raises(InvalidRequest, match="style_index"):
         read_recipe(out.with_suffix(".json"))
+
+
+def test_no_single_hostile_value_gets_past_the_check_in_another_form(photos, tmp_path):
+    """A recipe is untrusted input: each value replaced by a hostile one (or removed) is refused in words, or what
+    is accepted has pins that name a reference and parameters of their default's types."""
+    from tests.test_gui_documents import replacements
+
+    good = json.loads(Image.open(save(photos, tmp_path / "result.png")).text["stylegallery"])
+    good["content"]["region_edit"] = {"rows": 1, "cols": 2, "cells": [0, 7]}  # fewer cells: fewer copies to check
+    accepted = 0
+    for place, document in replacements(good):
+        try:
+            recipe = parse_recipe(document)
+        except (SchemaError, InvalidRequest):
+            continue
+        accepted += 1
+        assert all(pin.style_index < len(recipe.references) for pin in recipe.pins), place
+        for params in (recipe.stage1, recipe.match, recipe.stage3, recipe.output):
+            defaults = type(params)()
+            for field in dataclasses.fields(params):
+                value, default = getattr(params, field.name), getattr(defaults, field.name)
+                assert isinstance(value, type(default)) or field.name in ("size", "lora_source"), (place, field.name)
+    assert accepted > 0
 
 
 # -- run --recipe ----------------------------------------------------------------------------------------------------
