@@ -109,7 +109,9 @@ class ResultRestorer(QObject):
         ids_by_path = {gallery.path(r.id): r.id for r in gallery.references}
         ids = [ids_by_path[ref.path] for ref in request.references]
         pins = [(pin.content_region, PinTarget(ids[pin.style_index], pin.style_region)) for pin in request.pins]
-        self._check_references(ids, {target.ref_id for _, target in pins}, pins)
+        pinned_only = self._check_references(ids, {target.ref_id for _, target in pins})
+        # the controller lists pinned-only references in the order of their first pin: pin them in the run's order
+        pins.sort(key=lambda pin: pinned_only.index(pin[1].ref_id) if pin[1].ref_id in pinned_only else -1)
         edit = request.content.region_edit
         session.restore_pins(pins, None if edit is None else edit.override)
         session.restore_parameters(request.stage3)
@@ -126,18 +128,18 @@ class ResultRestorer(QObject):
         session.status = f"Restored how {name} was made: ready to run"
         return True
 
-    def _check_references(self, ids: list[str], pinned: set[str], pins: list[tuple[int, PinTarget]]) -> None:
-        """Check exactly the run's references (unless pinned only) and order the pins, so the next run lists them
-        as the original did."""
+    def _check_references(self, ids: list[str], pinned: set[str]) -> list[str]:
+        """Check exactly the run's references `ids` but those in it by their pin only (returned, in the run's order),
+        so the next run lists them as the original did."""
         gallery = self.controller.gallery
         order = [r.id for r in gallery.references]
         checked = checked_references(ids, order, pinned)
-        keep = set(ids[:checked]) if checked >= 0 else set(ids)  # no split reproduces the order: check them all
+        if checked < 0:  # no split reproduces the order (a recipe not made in the window): check them all
+            checked = len(ids)
         for ref_id in order:
-            if gallery.get(ref_id).enabled != (ref_id in keep):
-                gallery.set_enabled(ref_id, ref_id in keep)
-        tail = ids[checked:] if checked >= 0 else []
-        pins.sort(key=lambda pin: tail.index(pin[1].ref_id) if pin[1].ref_id in tail else -1)
+            if gallery.get(ref_id).enabled != (ref_id in ids[:checked]):
+                gallery.set_enabled(ref_id, ref_id in ids[:checked])
+        return ids[checked:]
 
     def _ask_for_photo(self, name: str, folder: Path) -> Path | None:
         path, _ = QFileDialog.getOpenFileName(self.widget, f"Where is {name}? (the photo of this result)",
