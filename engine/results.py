@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, PngImagePlugin
 
+from .export import export_image
 from .persistence import save_json_atomic
 from .recipe import PARAMETERS_CHUNK, RECIPE_CHUNK, parameters_text, recipe_document
 from .types import TransferRequest, TransferResult
@@ -46,23 +46,12 @@ def result_document(request: TransferRequest, result: TransferResult, model: str
 
 
 def save_png(path: Path, image, metadata: dict, parameters: str | None = None) -> Path:
-    """An image as PNG with `metadata` in its 'stylegallery' text chunk (and `parameters`, the A1111-style text, in
-    its own), written beside and renamed into place, so an interrupted save never leaves a half-written picture
-    under the artist's file name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    info = PngImagePlugin.PngInfo()
-    if parameters is not None:
-        info.add_text(PARAMETERS_CHUNK, parameters)
-    info.add_text(RECIPE_CHUNK, json.dumps(metadata))
-    partial = path.with_suffix(".partial.png")
-    try:
-        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(partial, pnginfo=info)
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)  # a failed save leaves nothing behind
-        raise
-    return path
+    """An image as PNG (tagged sRGB) with `metadata` in its 'stylegallery' text chunk (and `parameters`, the
+    A1111-style text, in its own), written atomically (`engine.export`), so an interrupted save never leaves a
+    half-written picture under the artist's file name."""
+    texts = {} if parameters is None else {PARAMETERS_CHUNK: parameters}
+    texts[RECIPE_CHUNK] = json.dumps(metadata)
+    return export_image(path, np.asarray(image, dtype=np.uint8), "png", texts=texts)
 
 
 PNG_KEYS = ("recipe", "content", "references", "pins", "params", "model", "model_hash", "random_weights", "status",

@@ -39,8 +39,8 @@ def saved(make_window, qtbot, tmp_path):
     session.fast_mode = "lcm"
     session.steps, session.lr, session.seed = 3, 0.2, 11
     with qtbot.waitSignal(controller.queue.done, timeout=20000, check_params_cb=lambda job, _: job.kind == "transfer"):
-        job = controller.run()
-    original = job.context["request"]
+        queued = controller.run()
+    original = queued.request
     assert [ref.path for ref in original.references] == [gallery.path(i) for i in (ids[1], ids[2], ids[0])]
     out = photo.parent / "photo-stylegallery.png"
     window.save_result_to(out)
