@@ -1,8 +1,8 @@
 """Restoring how a saved result was made: drop its PNG (or JSON) on the window, or File > Open result….
 
 The recipe (engine/recipe.py) names images by pixel hash. The photo is looked for where this computer last opened
-it (its saved session), then in the dropped file's folder, else the artist is asked to locate it; the references
-are looked up in the gallery. Then the photo opens with the result's pins, region edit and every parameter, and
+it (its saved session), then in the dropped file's folder and the gallery, else the artist is asked to locate it;
+the references are looked up in the gallery. Then the photo opens with the result's pins, region edit and every parameter, and
 the gallery's checkboxes are set so that the next run uses exactly the result's references, in the same order:
 Run makes the same TransferRequest. References not in the gallery are listed by name in the banner.
 """
@@ -84,7 +84,9 @@ class ResultRestorer(QObject):
             return False
         present = {r.sha256: gallery.path(r.id) for r in gallery.references if not gallery.is_missing(r.id)}
         known = session.known_photo(recipe.content.sha256) if recipe.content.sha256 else None
-        resolution = resolve_recipe(recipe, present, [p for p in (known,) if p] + photo_candidates(Path(path)))
+        in_gallery = present.get(recipe.content.sha256)  # a reference used as the photo
+        candidates = [p for p in (known,) if p] + photo_candidates(Path(path)) + [p for p in (in_gallery,) if p]
+        resolution = resolve_recipe(recipe, present, candidates)
         if resolution.request is None:
             located = self.locate_photo(recipe.content.name, Path(path).parent)
             if located is None:
