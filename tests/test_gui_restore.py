@@ -8,9 +8,11 @@ import shutil
 
 import numpy as np
 import pytest
+from PySide6.QtWidgets import QFileDialog
 
+from engine.images import load_image, pixel_sha256
 from engine.params import OutputParams
-from gui.model.session import PinTarget
+from gui.model.session import PinTarget, Session
 from tests.test_gui_support import make_window, wait_idle, write_image  # noqa: F401 (fixture)
 from tests.test_gui_window import drop_files
 
@@ -74,12 +76,14 @@ def test_a_dropped_result_restores_the_exact_request(make_window, qtbot, tmp_pat
     assert window.session.pins == {} and window.session.region_override is None
 
 
-def test_a_missing_reference_is_named_in_the_banner(make_window, qtbot, tmp_path, saved):
+def test_a_missing_reference_is_named_in_the_banner(make_window, qtbot, tmp_path, saved, monkeypatch):
     original, out, photo = saved
     window = fresh_window(make_window, tmp_path)
     gone = window.gallery.references[0]  # "ref0", the pinned one
     window.controller.remove_reference(gone.id)
-    drop_files(window, [out])
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(out), ""))
+    file_menu = window.menuBar().actions()[0].menu()
+    next(a for a in file_menu.actions() if a.text().startswith("Open &result")).trigger()
     wait_idle(qtbot, window)
     assert window.session.error.kind == "references_missing" and "ref0" in window.session.error.message
     assert "ref0" in window.banner.text()
@@ -106,3 +110,16 @@ def test_a_photo_not_found_is_asked_for(make_window, qtbot, tmp_path, saved):
     assert window.session.content == photo and window.session.messages == ()
     assert window.controller.transfer_request()[1] == original
 
+
+
+def test_a_photo_opened_before_is_known_where_it_was(qtbot, tmp_path):
+    photo = write_image(tmp_path / "photos" / "photo.png", size=64)
+    sha = pixel_sha256(load_image(photo))
+    first = Session(tmp_path / "sessions")
+    first.open(photo, sha)
+    assert first.save()
+    again = Session(tmp_path / "sessions")
+    assert again.known_photo(sha) == photo
+    assert again.known_photo("../" + sha) is None  # only a hash names a session folder
+    photo.unlink()
+    assert again.known_photo(sha) is None  # moved or deleted since: not known any more
