@@ -2,9 +2,9 @@
 
 The recipe (engine/recipe.py) names images by pixel hash. The photo is looked for where this computer last opened
 it (its saved session), then in the dropped file's folder and the gallery, else the artist is asked to locate it;
-the references are looked up in the gallery. Then the photo opens with the result's pins, region edit and every parameter, and
-the gallery's checkboxes are set so that the next run uses exactly the result's references, in the same order:
-Run makes the same TransferRequest. References not in the gallery are listed by name in the banner.
+the references are looked up in the gallery. Then the photo opens with the result's pins, region edit and every
+parameter, and the gallery's checkboxes are set so that the next run uses exactly the result's references, in the
+same order: Run makes the same TransferRequest. References not in the gallery are listed by name in the banner.
 """
 from __future__ import annotations
 
@@ -100,10 +100,12 @@ class ResultRestorer(QObject):
     def _apply(self, resolution: Resolution, name: str) -> bool:
         controller, session, gallery = self.controller, self.controller.session, self.controller.gallery
         request = resolution.request
-        stage1_changed = request.stage1 != controller.stage1
+        before = controller.stage1, controller.match, controller.output
         controller.stage1, controller.match, controller.output = request.stage1, request.match, request.output
-        if not controller.open_content(resolution.content):
+        if not controller.open_content(resolution.content):  # analysed with the result's working size
+            controller.stage1, controller.match, controller.output = before
             return False  # the photo's own message is in the banner
+        stage1_changed = request.stage1 != before[0]
         if stage1_changed:  # the references' analyses are of another working size: redo them
             for ref in gallery.references:
                 gallery.set_analysis(ref.id, None)

@@ -104,10 +104,16 @@ def test_a_photo_not_found_is_asked_for(make_window, qtbot, tmp_path, saved):
     drop_files(window, [elsewhere])
     assert asked == ["photo.png"] and window.session.content is None
     assert window.session.error.kind == "photo_missing" and "photo.png" in window.session.error.message
+    notes, stage1 = tmp_path / "notes.txt", window.controller.stage1
+    notes.write_text("not a photo")
+    window.restorer.locate_photo = lambda name, folder: notes  # a wrong file: said, and nothing changed
+    drop_files(window, [elsewhere])
+    assert window.session.content is None and window.controller.stage1 == stage1
+    assert "notes.txt" in window.session.error.message
     window.restorer.locate_photo = lambda name, folder: photo
     drop_files(window, [elsewhere])
     wait_idle(qtbot, window)
-    assert window.session.content == photo and window.session.messages == ()
+    assert window.session.content == photo and window.session.messages == ()  # the earlier problems withdrawn
     assert window.controller.transfer_request()[1] == original
 
 
