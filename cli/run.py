@@ -82,7 +82,7 @@ def recipe_request(args: argparse.Namespace):
     """The TransferRequest of the saved result `args.recipe`, its images found by hash (InvalidRequest naming what
     is missing)."""
     from engine.errors import InvalidRequest
-    from engine.recipe import hash_images, images_in, photo_candidates, read_recipe, resolve_recipe
+    from engine.recipe import find_images, images_in, photo_candidates, read_recipe, resolve_recipe
     from engine.wording import count
 
     if args.style:
@@ -92,7 +92,8 @@ def recipe_request(args: argparse.Namespace):
         raise InvalidRequest("--recipe restyles its one photo: give at most one --content")
     recipe = read_recipe(args.recipe)
     beside = args.recipe.parent
-    found = hash_images(images_in(beside) + (images_in(args.gallery, recursive=True) if args.gallery else []))
+    found = find_images(recipe.references, images_in(beside) + (images_in(args.gallery, recursive=True)
+                                                                if args.gallery else []))
     resolution = resolve_recipe(recipe, found, photo_candidates(args.recipe),
                                 content=args.content[0] if args.content else None)
     if resolution.request is None:

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import ImageUnreadable, InvalidRequest
-from .images import load_image, pixel_sha256
+from .images import IMAGE_SUFFIXES, load_image, pixel_sha256
 from .params import (EDIT_MAX_REGION_ID, FAST_MODES, MatchParams, OutputParams, Stage1Params, Stage3Params,
                      settings_key)
 from .schema import SchemaError, expect, items, member, number, whole
@@ -30,7 +30,6 @@ RECIPE_VERSION = 2  # 1 stored absolute paths (no hashes): such results cannot b
 RECIPE_CHUNK = "stylegallery"  # the app's JSON in the PNG
 PARAMETERS_CHUNK = "parameters"  # the A1111-style text other tools show
 RESULT_SUFFIXES = (".png", ".json")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 SAMPLER_NAMES = {"ddim": "DDIM", "lcm": "LCM", "euler_trailing": "Euler trailing"}
 RANDOM_WEIGHTS_NOTE = "made by RANDOM-WEIGHT test models: no real style"
 _RANDOM_SUFFIX = " (RANDOM WEIGHTS)"  # the window's model label
@@ -102,11 +101,10 @@ def _image_document(ref: ImageRef, name: str | None = None) -> dict:
             "user_mask": None if ref.user_mask is None else _image_document(ImageRef(ref.user_mask))}
 
 
-def inputs_document(content: Path, references: list[Path], reference_names: list[str] | None = None) -> dict:
+def inputs_document(content: Path, references: list[Path]) -> dict:
     """A draft's inputs, path-free: {"content": {"name", "sha256"}, "references": [...]}."""
-    names = reference_names or [Path(p).name for p in references]
     return {"content": {"name": Path(content).name, "sha256": image_sha256(Path(content))},
-            "references": [{"name": name, "sha256": image_sha256(Path(p))} for p, name in zip(references, names)]}
+            "references": [{"name": Path(p).name, "sha256": image_sha256(Path(p))} for p in references]}
 
 
 def public_model(model: str) -> tuple[str, str]:
@@ -335,22 +333,21 @@ def photo_candidates(result: Path) -> list[Path]:
     return [p for p in images_in(result.parent) if p != result.with_suffix(".png")]
 
 
-def hash_images(paths: Iterable[Path]) -> dict[str, Path]:
-    """pixel hash -> path for every readable image of `paths` (the first of equal pictures)."""
+def find_images(images: Iterable[RecipeImage], candidates: Iterable[Path]) -> dict[str, Path]:
+    """pixel hash -> path of those of `images` found among `candidates`: the files named like one of them are
+    decoded first, the others only while some image is still missing (a large folder is not read for nothing)."""
+    images = list(images)
+    wanted = {image.sha256 for image in images if image.sha256 is not None}
+    stems = {Path(image.name).stem for image in images}
+    candidates = list(dict.fromkeys(candidates))
     found: dict[str, Path] = {}
-    for path in paths:
+    for path in [p for p in candidates if p.stem in stems] + [p for p in candidates if p.stem not in stems]:
+        if wanted <= found.keys():
+            break
         sha = image_sha256(path)
-        if sha is not None:
+        if sha in wanted:
             found.setdefault(sha, path)
     return found
-
-
-def find_image(image: RecipeImage, candidates: Iterable[Path]) -> Path | None:
-    """The candidate with `image`'s pixels: those with its name (stem) first, the others after (each decoded once)."""
-    candidates = list(dict.fromkeys(candidates))
-    stem = Path(image.name).stem
-    ordered = [p for p in candidates if p.stem == stem] + [p for p in candidates if p.stem != stem]
-    return next((p for p in ordered if image.sha256 is not None and image_sha256(p) == image.sha256), None)
 
 
 @dataclass
@@ -373,7 +370,7 @@ def resolve_recipe(recipe: Recipe, gallery: Mapping[str, Path], content_candidat
     `content_candidates` (or `content` as given). Pins to references not found are left out, their names listed in
     `missing`; a photo other than the recipe's (a different hash) gets neither the pins nor the region edit."""
     if content is None:
-        content = find_image(recipe.content, content_candidates)
+        content = find_images([recipe.content], content_candidates).get(recipe.content.sha256)
         if content is None:
             return Resolution(None, None, [ref.name for ref in recipe.references if ref.sha256 not in gallery])
     matches = recipe.content.sha256 is not None and image_sha256(content) == recipe.content.sha256
@@ -404,7 +401,8 @@ def _image_ref(path: Path, image: RecipeImage, mask_folders: list[Path], missing
         region_edit = RegionEdit(image.region_edit)
     mask = None
     if image.user_mask is not None:
-        mask = find_image(image.user_mask, (p for folder in mask_folders for p in images_in(folder)))
+        mask = find_images([image.user_mask], (p for folder in mask_folders for p in images_in(folder))).get(
+            image.user_mask.sha256)
         if mask is None:
             missing.append(f"{image.user_mask.name} (label mask)")
     return ImageRef(path, user_mask=mask, region_edit=region_edit)

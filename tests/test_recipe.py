@@ -16,7 +16,7 @@ from PIL import Image
 import main
 from engine.errors import InvalidRequest
 from engine.params import MatchParams, OutputParams, Stage1Params, Stage3Params
-from engine.recipe import hash_images, parse_recipe, read_recipe, resolve_recipe
+from engine.recipe import find_images, image_sha256, parse_recipe, read_recipe, resolve_recipe
 from engine.schema import SchemaError
 from engine.results import save_result
 from engine.types import ImageRef, MatchTable, Pin, TransferRequest, TransferResult
@@ -24,6 +24,11 @@ from tests.conftest import synthetic_image
 
 # AUTOMATIC1111's own pattern for one `Key: value` of the parameters line (modules/infotext_utils.py)
 A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+
+
+def hash_images(paths) -> dict[str, Path]:
+    """A gallery as `resolve_recipe` takes it: pixel hash -> path."""
+    return {image_sha256(path): path for path in paths}
 
 
 def parse_parameters(text: str) -> tuple[str, dict[str, str]]:
@@ -127,6 +132,23 @@ def test_a_missing_reference_is_named_and_its_pins_left_out(photos, tmp_path):
     request = resolution.request
     assert [ref.path for ref in request.references] == [photos["ref0"], photos["ref2"]]
     assert request.pins == [Pin(1, 1, None), Pin(2, 0, 3)]  # re-counted; the pin to "Night/Day" is gone
+
+
+def test_files_named_like_the_images_are_read_first(photos, tmp_path, monkeypatch):
+    from engine import recipe as recipe_module
+
+    recipe = read_recipe(save(photos, tmp_path / "result.png"))
+    read = []
+    real = recipe_module.image_sha256
+    monkeypatch.setattr(recipe_module, "image_sha256", lambda path: read.append(path.name) or real(path))
+    folder = [photos["content"], photos["ref2"], photos["ref0"]]
+    assert find_images(recipe.references[:1], folder) == {recipe.references[0].sha256: photos["ref0"]}
+    assert read == ["ref0.png"]  # the others are not decoded: ref0 was found by its name
+    read.clear()
+    renamed = tmp_path / "renamed.png"
+    renamed.write_bytes(photos["ref1"].read_bytes())
+    assert find_images(recipe.references[1:2], [photos["content"], renamed]) == {recipe.references[1].sha256: renamed}
+    assert read == ["content.png", "renamed.png"]  # no name matched: every file is read, until the image is found
 
 
 def test_another_photo_gets_the_parameters_but_not_the_pins(photos, tmp_path):
