@@ -3,9 +3,9 @@
 Writes OUT.png (with the job's parameters in its PNG metadata) and OUT.json (matches with scores, pins,
 per-step losses). `--recipe RESULT.png` runs a saved result again (engine/recipe.py). The output is checked before
 any work; if saving still fails at the end, the finished result goes to a fallback folder and the error line says
-where. Ctrl-C cancels: the optimisation stops at its next
-check and the partial result is written as OUT-partial.png/.json (status "cancelled" in both); the exit code
-is 130. Ctrl-C during the analysis, which has no partial result, just cancels.
+where. Ctrl-C cancels: the optimisation stops at its next check and the partial result is written as
+OUT-partial.png/.json (status "cancelled" in both); the exit code is 130. Ctrl-C during the analysis, which has no
+partial result, just cancels.
 
 Several photos or a folder (`--content A.jpg B.png`, `--content DIR`) make a batch (cli/batch.py): the models load
 once and `--out` is the folder of the results, one per photo named after it.
