@@ -22,9 +22,10 @@ EXIT_NONE_DONE = 2
 Restyle = Callable[[Path, Path], bool]
 
 
-def add_content_arg(parser) -> None:
-    """--content: one photo (as ever), or several photos or a folder (a batch)."""
-    parser.add_argument("--content", required=True, nargs="+", type=Path, metavar="PHOTO|FOLDER",
+def add_content_arg(parser, required: bool = True) -> None:
+    """--content: one photo (as ever), or several photos or a folder (a batch); `required` False where another
+    option can stand for it (run --recipe)."""
+    parser.add_argument("--content", required=required, nargs="+", type=Path, metavar="PHOTO|FOLDER",
                         help="the photo to restyle; several photos or a folder (its images sorted by name, not its "
                              "subfolders or hidden files) make a batch, and --out is then a folder")
 

@@ -86,6 +86,7 @@ def draft_several(args) -> int:
 def draft_one(engine, args, photo: Path, out: Path) -> bool:
     """Draft one photo, write its PNG and JSON and print what it used; True (a draft has no partial result)."""
     from engine.models import random_weights
+    from engine.recipe import inputs_document
     from engine.results import save_png
 
     bar = ProgressBar()
@@ -97,7 +98,7 @@ def draft_one(engine, args, photo: Path, out: Path) -> bool:
     meta = result.metadata()
     if result.region_source == "method" and random_weights(engine.source):
         meta["regions"]["random_weights"] = True  # regions from RANDOM-WEIGHT test models: say so, as the window does
-    meta["inputs"] = {"content": str(photo), "references": [str(p) for p in args.style]}
+    meta["inputs"] = inputs_document(photo, args.style)  # names and pixel hashes, never paths
     save_png(out, result.image, meta)
     json_path = out.with_suffix(".json")
     json_path.write_text(json.dumps(meta, indent=2) + "\n")

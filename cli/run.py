@@ -1,10 +1,11 @@
 """`main.py run`: the whole method on one content image and one or more references.
 
 Writes OUT.png (with the job's parameters in its PNG metadata) and OUT.json (matches with scores, pins,
-per-step losses). The output is checked before any work; if saving still fails at the end, the finished result
-goes to a fallback folder and the error line says where. Ctrl-C cancels: the optimisation stops at its next
-check and the partial result is written as OUT-partial.png/.json (status "cancelled" in both); the exit code
-is 130. Ctrl-C during the analysis, which has no partial result, just cancels.
+per-step losses). `--recipe RESULT.png` runs a saved result again (engine/recipe.py). The output is checked before
+any work; if saving still fails at the end, the finished result goes to a fallback folder and the error line says
+where. Ctrl-C cancels: the optimisation stops at its next check and the partial result is written as
+OUT-partial.png/.json (status "cancelled" in both); the exit code is 130. Ctrl-C during the analysis, which has no
+partial result, just cancels.
 
 Several photos or a folder (`--content A.jpg B.png`, `--content DIR`) make a batch (cli/batch.py): the models load
 once and `--out` is the folder of the results, one per photo named after it.
@@ -30,8 +31,14 @@ def add_parser(subparsers) -> None:
     defaults = Stage3Params()
     parser = subparsers.add_parser("run", help="restyle a photo after one or more references",
                                    formatter_class=DefaultsHelpFormatter)
-    add_content_arg(parser)
-    parser.add_argument("--style", required=True, nargs="+", type=Path, help="style references (0, 1, ... in order)")
+    add_content_arg(parser, required=False)
+    parser.add_argument("--style", nargs="+", type=Path, help="style references (0, 1, ... in order)")
+    parser.add_argument("--recipe", type=Path, metavar="RESULT.png|RESULT.json",
+                        help="run a saved result again: its references, pins, region edit and every parameter (the "
+                             "options below are ignored); the photo is looked for next to it (or give --content), "
+                             "the references in --gallery and next to it, each by its pixels' hash")
+    parser.add_argument("--gallery", type=Path, metavar="DIR",
+                        help="with --recipe: a folder (and its subfolders) holding the references")
     parser.add_argument("--pin", action="append", type=parse_pin, default=[], metavar="REGION=REF[:REGION]",
                         help="take content REGION's style from reference REF (its region, or all of it)")
     parser.add_argument("--out", required=True, type=Path,
@@ -72,6 +79,36 @@ def build_request(args: argparse.Namespace, photo: Path):
                            stage3=stage3, output=output_params(args))
 
 
+def recipe_request(args: argparse.Namespace):
+    """The TransferRequest of the saved result `args.recipe`, its images found by hash (InvalidRequest naming what
+    is missing)."""
+    from engine.errors import InvalidRequest
+    from engine.recipe import find_images, images_in, photo_candidates, read_recipe, resolve_recipe
+    from engine.wording import count
+
+    if args.style:
+        raise InvalidRequest("--recipe brings its own references: leave out --style (use --gallery to say where "
+                             "they are)")
+    if args.content is not None and len(args.content) > 1:
+        raise InvalidRequest("--recipe restyles its one photo: give at most one --content")
+    recipe = read_recipe(args.recipe)
+    beside = args.recipe.parent
+    found = find_images(recipe.references, images_in(beside) + (images_in(args.gallery, recursive=True)
+                                                                if args.gallery else []))
+    resolution = resolve_recipe(recipe, found, photo_candidates(args.recipe),
+                                content=args.content[0] if args.content else None)
+    if resolution.request is None:
+        raise InvalidRequest(f"The photo {recipe.content.name} of {args.recipe.name} is not next to it",
+                             hint="Give it with --content PHOTO.")
+    if resolution.missing:
+        raise InvalidRequest(f"{count(len(resolution.missing), 'image')} of {args.recipe.name} not found: "
+                             f"{resolution.missing_text()}", hint="Give the folder that holds them with --gallery DIR.")
+    if not resolution.content_matches:
+        print(f"stylegallery: {resolution.content.name} is not the photo {args.recipe.name} was made from: its pins "
+              "and region edit are left out", file=sys.stderr)
+    return resolution.request
+
+
 def partial_path(out: Path) -> Path:
     """Where a cancelled run's partial result goes: OUT-partial.png, never the finished result's name."""
     return out.with_name(out.stem + PARTIAL_SUFFIX + ".png")
@@ -109,10 +146,17 @@ def transfer_until_interrupted(engine, request, on_event):
 def run(args: argparse.Namespace) -> int:
     from engine.outputs import check_output_file
 
+    from engine.errors import InvalidRequest
+
     with report_errors():
-        if is_batch(args.content):
+        if args.recipe is not None:
+            request = recipe_request(args)
+        elif args.content is None or not args.style:
+            raise InvalidRequest("run needs --content and --style (or --recipe, a saved result)")
+        elif is_batch(args.content):
             return run_several(args)
-        request = build_request(args, args.content[0])
+        else:
+            request = build_request(args, args.content[0])
         check_output_file(args.out, "--out file")
         check_output_file(partial_path(args.out), "--out file")
         finished = restyle(engine_from_args(args), request, args.out)

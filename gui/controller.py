@@ -21,7 +21,7 @@ from engine.draft import draft_available
 from engine.errors import ImageUnreadable
 from engine.images import load_image, pixel_sha256
 from engine.memory import cpu_speed_warning
-from engine.params import OutputParams, Stage1Params, settings_key
+from engine.params import MatchParams, OutputParams, Stage1Params, settings_key
 from engine.results import rescue_result, save_result
 from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
 from engine.wording import count
@@ -95,6 +95,7 @@ class Controller(QObject):
         self.model_label = model_label
         self.stage1 = Stage1Params()  # SPEC defaults; one value for analyses, matching and runs (their cache key)
         self.output = OutputParams()  # the result's size (Settings)
+        self.match = MatchParams()  # SPEC defaults; a restored result's own (gui/restore.py)
         self._match_timer = QTimer(self, singleShot=True, interval=MATCH_DELAY_MS)
         self._match_timer.timeout.connect(self.match_now)
         self.queue.step.connect(self._on_step)
@@ -139,6 +140,10 @@ class Controller(QObject):
         self._submit("device", lambda engine, on_event, cancel: engine.device_summary(), self._device_known)
         if self.session.content is not None:
             self._analyze_content()
+        self.analyze_references()
+
+    def analyze_references(self) -> None:
+        """Analyse the references the runs use now, and the rest of the gallery in the background."""
         present = [r.id for r in self.gallery.references if not self.gallery.is_missing(r.id)]
         used = set(self.participants())
         for ref_id in present:
@@ -272,15 +277,15 @@ class Controller(QObject):
         content = ImageRef(self.session.content, region_edit=self.session.region_edit())
         refs = [self.gallery.image_ref(i) for i in ids]
         self.session.status = "Matching regions…"
-        stage1 = self.stage1
+        stage1, params = self.stage1, self.match
         self._submit("match", lambda engine, on_event, cancel: engine.match(
-            content, refs, stage1=stage1, on_event=on_event, cancel=cancel), self._matched,
+            content, refs, stage1=stage1, params=params, on_event=on_event, cancel=cancel), self._matched,
             key=self.session.content_sha, context=tuple(ids))
 
     # ----- generation
-    def run(self) -> QueuedRun | None:
-        """Queue a transfer with the session's parameters as they are now (it starts when the runs before it have
-        ended); problems go to the banner."""
+    def transfer_request(self) -> tuple[list[str], TransferRequest] | None:
+        """The participating gallery ids and the TransferRequest a run would submit now; None (and the reason in
+        the banner) without a photo or a reference."""
         session = self.session
         if session.content is None:
             session.show_error(ErrorInfo("invalid_request", "Open a photo first", "File > Open photo…"), "run")
@@ -290,9 +295,19 @@ class Controller(QObject):
             session.show_error(ErrorInfo("invalid_request", "No reference takes part in the run",
                                          "Check at least one reference in the gallery."), "run")
             return None
-        request = TransferRequest(ImageRef(session.content, region_edit=session.region_edit()),
-                                  [self.gallery.image_ref(i) for i in ids], session.engine_pins(ids),
-                                  stage1=self.stage1, stage3=session.stage3(), output=self.output)
+        return ids, TransferRequest(ImageRef(session.content, region_edit=session.region_edit()),
+                                    [self.gallery.image_ref(i) for i in ids], session.engine_pins(ids),
+                                    stage1=self.stage1, match=self.match, stage3=session.stage3(),
+                                    output=self.output)
+
+    def run(self) -> QueuedRun | None:
+        """Queue a transfer with the session's parameters as they are now (it starts when the runs before it have
+        ended); problems go to the banner."""
+        session = self.session
+        planned = self.transfer_request()
+        if planned is None:
+            return None
+        ids, request = planned
         session.show_error(None, "run")  # the last run's failure; other messages stay
         queued = QueuedRun(request, session.content_sha, ids)
         self.runs.add(queued)
@@ -366,7 +381,7 @@ class Controller(QObject):
             final_loss=result.losses[-1].total if result.losses else None,
         )
         save_result(session.folder / job.key / record.file, request, result, model=self.model_label,
-                    random_weights=session.random_weights)
+                    random_weights=session.random_weights, reference_names=names)
         session.record_run(job.key, Path(request.content.path), record)
         return record
 

@@ -28,6 +28,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Slot
 
 from engine.params import DraftParams
+from engine.recipe import inputs_document
 from engine.results import save_png
 from engine.types import DraftRequest, ImageRef
 
@@ -210,5 +211,5 @@ def draft_metadata(draft, content: Path, references: list[Path], random_weights:
     meta["regions"]["label"] = regions_text(draft, random_weights)
     if draft.region_source == "method" and random_weights:
         meta["regions"]["random_weights"] = True
-    meta["inputs"] = {"content": str(content), "references": [str(p) for p in references]}
+    meta["inputs"] = inputs_document(content, references)  # names and pixel hashes, never paths
     return meta

@@ -4,7 +4,6 @@ device and model."""
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Slot
@@ -19,6 +18,7 @@ from .drafts import draft_reference_paths, save_draft
 from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .model.session import PinTarget
+from .restore import ResultRestorer, copy_result, dropped_results, result_files
 from .result_export import ResultExporter
 from .widgets.content_panel import ContentPanel
 from .widgets.draft_panel import DraftPanel
@@ -43,8 +43,10 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.app = app
         self.session, self.gallery, self.controller = app.session, app.gallery, app.controller
+        self.restorer = ResultRestorer(self.controller, self)
         self._build()
         self._build_menus()
+        self.setAcceptDrops(True)  # a saved result dropped anywhere restores how it was made
         geometry = app.window_geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -133,6 +135,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Open photo…", self.open_content, QKeySequence.StandardKey.Open)
         self._action(file_menu, "&Add references…", self.gallery_panel.open_files, "Ctrl+Shift+O")
         self._action(file_menu, "Add reference &folder…", self.gallery_panel.open_folder)
+        self._action(file_menu, "Open &result…", self.restorer.open_dialog, "Ctrl+Shift+R")
         self._action(file_menu, "&Paste reference", self.gallery_panel.paste, QKeySequence.StandardKey.Paste)
         file_menu.addSeparator()
         self.save_action = self._action(file_menu, "&Save result…", self.save_result, QKeySequence.StandardKey.Save)
@@ -195,7 +198,21 @@ class MainWindow(QMainWindow):
 
     @Slot(list)
     def _content_dropped(self, paths: list[Path]) -> None:
-        self.controller.open_content(paths[0])
+        """A photo opens; a saved result restores how it was made."""
+        if result_files(paths[:1]):
+            self.restorer.restore(paths[0])
+        else:
+            self.controller.open_content(paths[0])
+
+    def dragEnterEvent(self, event) -> None:
+        if dropped_results(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        results = dropped_results(event.mimeData())
+        if results:
+            event.acceptProposedAction()
+            self.restorer.restore(results[0])
 
     @Slot(str)
     def _reference_clicked(self, ref_id: str) -> None:
@@ -217,8 +234,8 @@ class MainWindow(QMainWindow):
             self._ask_png("Save draft", "draft", self.save_draft_to)
 
     def save_result_to(self, path: Path) -> None:
-        """Copy the result PNG (its metadata holds the run's parameters) to `path`."""
-        self._write_png(path, lambda out: shutil.copyfile(self.session.result_path(self.session.result), out))
+        """Copy the result PNG (its metadata holds the run's recipe) to `path`, and its JSON beside it."""
+        self._write_png(path, lambda out: copy_result(self.session.result_path(self.session.result), out))
 
     def save_draft_to(self, path: Path) -> None:
         """The draft PNG with what it is (draft, quick or method regions, matches, strength) in its metadata."""

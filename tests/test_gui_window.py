@@ -175,8 +175,8 @@ def test_run_updates_preview_and_shows_result(make_window, qtbot, images, tmp_pa
     with Image.open(out) as saved:
         meta = json.loads(saved.info["stylegallery"])
     assert meta["params"]["stage3"]["steps"] == 8 and meta["status"] == "finished"
-    assert [Path(p).name for p in meta["references"]] == [window.gallery.path(r.id).name
-                                                          for r in window.gallery.references]
+    assert [(r["name"], r["sha256"]) for r in meta["references"]] == [(r.name, r.sha256)
+                                                                       for r in window.gallery.references]
 
 
 def test_cancel_leaves_the_window_responsive(make_window, qtbot, images, tmp_path):

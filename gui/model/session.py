@@ -17,6 +17,8 @@ pins and goes through the same undo stack; an edit that removes a pinned region 
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,9 +27,10 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QUndoStack
 
 from engine.errors import StyleGalleryError
-from engine.params import EDIT_MAX_REGION_ID, FAST_MODES, Stage3Params, stage3_for_fast_mode
+from engine.params import FAST_MODES, Stage3Params, stage3_for_fast_mode
 from engine.persistence import load_document, save_json_atomic
-from engine.schema import SchemaError, expect, file_name, items, member, number, one_of, whole
+from engine.recipe import edit_document, parse_edit
+from engine.schema import expect, file_name, items, member, number, one_of, whole
 from engine.stage1.edits import RegionEdit, edited_labels, removed_regions
 from engine.types import Pin
 
@@ -120,26 +123,15 @@ def session_document(content: Path | None, saved: SavedSession) -> dict:
         "content": str(content) if content else None,
         "pins": [{"region": r, **asdict(t)} for r, t in sorted(saved.pins.items())],
         "pins_source": saved.pins_source,
-        "region_edit": None if override is None else {
-            "rows": int(override.shape[0]), "cols": int(override.shape[1]),
-            "cells": [int(v) for v in override.ravel()]},
+        "region_edit": None if override is None else edit_document(override),
         "params": saved.params,
         "history": [asdict(r) for r in saved.history],
     }
 
 
 def _region_override(row: dict | None) -> np.ndarray | None:
-    """The saved edit: {"rows", "cols", "cells": rows * cols region ids (0 = automatic), row by row}."""
-    if row is None:
-        return None
-    rows = whole(member(row, "rows", int, "region_edit"), "region_edit.rows", 1)
-    cols = whole(member(row, "cols", int, "region_edit"), "region_edit.cols", 1)
-    cells = member(row, "cells", list, "region_edit")
-    if len(cells) != rows * cols:
-        raise SchemaError(f"region_edit.cells: expected {rows * cols} values, found {len(cells)}")
-    if not all(type(v) is int and 0 <= v <= EDIT_MAX_REGION_ID for v in cells):
-        raise SchemaError(f"region_edit.cells: expected region ids 0..{EDIT_MAX_REGION_ID}")
-    return np.asarray(cells, dtype=np.int64).reshape(rows, cols)
+    """The saved edit (`engine.recipe.edit_document`'s form), or None."""
+    return None if row is None else parse_edit(row, "region_edit")
 
 
 def _run_record(row, where: str) -> RunRecord:
@@ -236,6 +228,7 @@ class Session(QObject):
         self.pins: dict[int, PinTarget] = {}
         self.pins_source = "method"  # the region map the pins were made on: "method" or "quick"
         self.history: list[RunRecord] = []
+        self.stage3_base: Stage3Params | None = None  # a restored result's stage-3 parameters (see `stage3`)
         self.read_only = False  # the open content's session.json is newer or unreadable: never saved over
         self.undo_stack = QUndoStack(self)
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
@@ -264,12 +257,26 @@ class Session(QObject):
         self.content_sha = sha256
         self.pins, self.history, self.pins_source, self.read_only = {}, [], "method", False
         self.region_override = None
+        self.stage3_base = None
         self._restore()
         self.content = Path(path)
         self.pins_changed.emit()
         self.history_changed.emit()
         if self.history:
             self.result = self.history[-1]
+
+    def known_photo(self, sha256: str) -> Path | None:
+        """Where the photo with these pixels was last opened from on this computer (its saved session says so), if
+        a file is still there; for restoring a result (gui/restore.py), which knows the photo by hash only."""
+        if sha256 == self.content_sha and self.content is not None:
+            return Path(self.content)
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            return None  # never a path out of the sessions folder
+        try:
+            saved = json.loads((self.folder / sha256 / "session.json").read_text(encoding="utf-8"))["data"]["content"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return Path(saved) if isinstance(saved, str) and Path(saved).is_file() else None
 
     # ----- pins and matches
     def set_pin(self, region: int, target: PinTarget | None) -> None:
@@ -297,6 +304,18 @@ class Session(QObject):
         self.undo_stack.beginMacro("Clear all pins")
         for region in sorted(self.pins):
             self.pin(region, None)
+        self.undo_stack.endMacro()
+
+    def restore_pins(self, pins: list[tuple[int, PinTarget]], region_override: np.ndarray | None) -> None:
+        """A saved result's pins (made on the method's regions, in this order) and region edit in place of this
+        photo's, as one undo step."""
+        self.undo_stack.beginMacro("Restore a result's pins and regions")
+        self.clear_pins()
+        self.edit_regions(region_override if region_override is not None else np.zeros((1, 1), np.int64),
+                          "Restore the region edit")
+        self.pins_source = "method"
+        for region, target in pins:
+            self.pin(region, target)
         self.undo_stack.endMacro()
 
     # ----- the region map
@@ -420,9 +439,21 @@ class Session(QObject):
 
     # ----- parameters
     def stage3(self) -> Stage3Params:
-        """The run's stage-3 parameters: the fast mode's schedule with the artist's numbers over it."""
-        return dataclasses.replace(stage3_for_fast_mode(self.fast_mode), steps=int(self.steps),
-                                   lr=float(self.lr), content_weight=float(self.content_weight), seed=int(self.seed))
+        """The run's stage-3 parameters: the fast mode's schedule (or a restored result's parameters, while its fast
+        mode is chosen) with the artist's numbers over it."""
+        base = self.stage3_base
+        if base is None or base.fast_mode != self.fast_mode:
+            base = stage3_for_fast_mode(self.fast_mode)
+        return dataclasses.replace(base, steps=int(self.steps), lr=float(self.lr),
+                                   content_weight=float(self.content_weight), seed=int(self.seed))
+
+    def restore_parameters(self, stage3: Stage3Params) -> None:
+        """A saved result's stage-3 parameters, all of them: those the panel shows, and the rest kept as the base of
+        `stage3` until another fast mode is chosen or another photo opened."""
+        self.stage3_base = None
+        self.fast_mode = stage3.fast_mode
+        self.stage3_base = stage3
+        self.steps, self.lr, self.content_weight, self.seed = stage3.steps, stage3.lr, stage3.content_weight, stage3.seed
 
     @Slot(object)
     def _apply_fast_mode(self, mode: str) -> None:
