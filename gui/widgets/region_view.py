@@ -56,6 +56,7 @@ class RegionView(QWidget):
         self._pointer: QPointF | None = None
         self._lasso: list[tuple[float, float]] | None = None  # the open lasso's corners, (row, col) in cell units
         self._lasso_press: QPointF | None = None  # where the press that started a freehand lasso was
+        self._lasso_held = False  # the button is down: a move adds the pointer's path to the lasso
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # Enter and Esc reach an open lasso
         self.setAcceptDrops(accept_drops)
@@ -228,7 +229,7 @@ class RegionView(QWidget):
 
     def mouseMoveEvent(self, event) -> None:
         self._pointer = event.position()
-        if self.tool == "lasso" and event.buttons() & Qt.MouseButton.LeftButton:
+        if self.tool == "lasso" and self._lasso_held:
             self._lasso_drag_to(event.position())
         elif self.tool not in ("pick", "lasso"):
             self._paint_at(event.position())
@@ -249,6 +250,7 @@ class RegionView(QWidget):
             return
         self.pressed.emit()
         if self.tool == "lasso" and self.labels is not None:
+            self._lasso_held = True
             self._lasso_press_at(event.position())
         elif self.tool != "pick" and self.labels is not None:
             self._stroke = np.zeros(self.labels.shape, dtype=bool)
@@ -286,6 +288,7 @@ class RegionView(QWidget):
 
     def mouseReleaseEvent(self, event) -> None:
         if self.tool == "lasso" and event.button() == Qt.MouseButton.LeftButton:
+            self._lasso_held = False
             self._lasso_release_at(event.position())
         if self._stroke is not None:
             self._paint_at(event.position())
