@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, PngImagePlugin
 
+from .export import export_image
 from .params import settings_key
 from .persistence import save_json_atomic
 from .types import TransferRequest, TransferResult
@@ -48,20 +48,9 @@ def result_document(request: TransferRequest, result: TransferResult, model: str
 
 
 def save_png(path: Path, image, metadata: dict) -> Path:
-    """An image as PNG with `metadata` in its 'stylegallery' text chunk, written beside and renamed into place, so
-    an interrupted save never leaves a half-written picture under the artist's file name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    info = PngImagePlugin.PngInfo()
-    info.add_text("stylegallery", json.dumps(metadata))
-    partial = path.with_suffix(".partial.png")
-    try:
-        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(partial, pnginfo=info)
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)  # a failed save leaves nothing behind
-        raise
-    return path
+    """An image as PNG (tagged sRGB) with `metadata` in its 'stylegallery' text chunk, written atomically
+    (`engine.export`), so an interrupted save never leaves a half-written picture under the artist's file name."""
+    return export_image(path, np.asarray(image, dtype=np.uint8), "png", texts={"stylegallery": json.dumps(metadata)})
 
 
 PNG_KEYS = ("model", "random_weights", "status", "partial", "steps_done", "steps_total", "pins", "params",

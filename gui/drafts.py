@@ -197,9 +197,19 @@ class DraftController(QObject):
 
 def save_draft(path: Path, draft, content: Path, references: list[Path], random_weights: bool) -> Path:
     """The draft as a PNG whose `stylegallery` text chunk says what it is (a draft, its regions named in words)."""
+    return save_png(path, draft.image, draft_metadata(draft, content, references, random_weights))
+
+
+def draft_reference_paths(session, gallery) -> list[Path]:
+    """The files of the references the draft was made with, in its matches' order (those still in the gallery)."""
+    return [gallery.path(ref_id) for ref_id in session.draft_refs if gallery.get(ref_id) is not None]
+
+
+def draft_metadata(draft, content: Path, references: list[Path], random_weights: bool) -> dict:
+    """What a saved or exported draft says of itself: a draft, its regions named in words, its inputs."""
     meta = draft.metadata()
     meta["regions"]["label"] = regions_text(draft, random_weights)
     if draft.region_source == "method" and random_weights:
         meta["regions"]["random_weights"] = True
     meta["inputs"] = {"content": str(content), "references": [str(p) for p in references]}
-    return save_png(path, draft.image, meta)
+    return meta

@@ -12,11 +12,14 @@ from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
+from engine.wording import count
+
 from .app import App
-from .drafts import save_draft
+from .drafts import draft_reference_paths, save_draft
 from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .model.session import PinTarget
+from .result_export import ResultExporter
 from .widgets.content_panel import ContentPanel
 from .widgets.draft_panel import DraftPanel
 from .widgets.error_banner import ErrorBanner
@@ -113,6 +116,10 @@ class MainWindow(QMainWindow):
         self.gallery_panel.reference_clicked.connect(self._reference_clicked)
         self.result_panel.save_requested.connect(self.save_result)
         self.draft_panel.save_requested.connect(self.save_draft)
+        self.exporter = ResultExporter(self.session, self.gallery, self.app.settings,
+                                       lambda: self.outputs.currentWidget() is self.draft_panel, self)
+        self.result_panel.export_requested.connect(self.exporter.export)
+        self.result_panel.compare.drag_out.connect(self.exporter.start_drag)
         self.session.result_changed.connect(self._result_changed)
         self.session.pins_changed.connect(self._show_draft_tab)
         self.app.speed_notice.connect(self.show_speed_warning)
@@ -132,6 +139,8 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Paste reference", self.gallery_panel.paste, QKeySequence.StandardKey.Paste)
         file_menu.addSeparator()
         self.save_action = self._action(file_menu, "&Save result…", self.save_result, QKeySequence.StandardKey.Save)
+        self._action(file_menu, "&Export…", self.exporter.export, "Ctrl+Shift+E")
+        self._action(file_menu, "Save a&ll results of this photo…", self.exporter.save_all)
         file_menu.addSeparator()
         self._action(file_menu, "Se&ttings…", self.open_settings, QKeySequence.StandardKey.Preferences)
         file_menu.addSeparator()
@@ -145,6 +154,8 @@ class MainWindow(QMainWindow):
         edit.addAction(undo)
         edit.addAction(redo)
         self.undo_action, self.redo_action = undo, redo
+        edit.addSeparator()
+        self._action(edit, "&Copy image", self.exporter.copy, QKeySequence.StandardKey.Copy)
         edit.addSeparator()
         self._action(edit, "&Clear pin of the selected region", self.matches_panel.clear_selected_pin, "Backspace")
         self._action(edit, "Clear &all pins", session.clear_pins)
@@ -214,7 +225,7 @@ class MainWindow(QMainWindow):
 
     def save_draft_to(self, path: Path) -> None:
         """The draft PNG with what it is (draft, quick or method regions, matches, strength) in its metadata."""
-        refs = [self.gallery.path(i) for i in self.session.draft_refs if self.gallery.get(i) is not None]
+        refs = draft_reference_paths(self.session, self.gallery)
         self._write_png(path, lambda out: save_draft(out, self.session.draft, self.session.content, refs,
                                                      self.session.random_weights))
 
@@ -298,8 +309,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _running_changed(self, running: bool) -> None:
-        self.run_action.setEnabled(not running)
-        self.cancel_action.setEnabled(bool(running))
+        self.cancel_action.setEnabled(bool(running))  # Run stays: during a run it queues the next
 
     @Slot(str)
     def _device_changed(self, text: str) -> None:
@@ -344,6 +354,10 @@ class MainWindow(QMainWindow):
         if unsaved and not self.close_anyway(unsaved):
             event.ignore()
             return
+        waiting = self.controller.runs.waiting_count()
+        if waiting and not self.close_with_waiting_runs(waiting):
+            event.ignore()
+            return
         geometry = self.saveGeometry()
         self.hide()
         try:
@@ -351,6 +365,18 @@ class MainWindow(QMainWindow):
         except Exception:  # noqa: BLE001
             log.exception("stopping the worker threads on close failed")
         event.accept()
+
+    def close_with_waiting_runs(self, waiting: int) -> bool:
+        """Ask whether to close although `waiting` queued runs have not started (they are not kept); False keeps the
+        window open."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Runs are waiting",
+                          f"{count(waiting, 'queued run has', 'queued runs have')} not started yet.", parent=self)
+        box.setInformativeText("Closing cancels them and the run in progress; the queue is not kept.")
+        keep = box.addButton("Keep the window open", QMessageBox.ButtonRole.RejectRole)
+        box.addButton("Close and cancel them", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(keep)
+        box.exec()
+        return box.clickedButton() is not keep
 
     def close_anyway(self, unsaved: list[str]) -> bool:
         """Ask whether to close although `unsaved` could not be written; False keeps the window open."""

@@ -159,9 +159,8 @@ def test_a_save_that_fails_after_the_work_keeps_the_result(tiny_model_source, ti
     assert not list(tmp_path.glob("result*"))  # nothing half-written where the save failed
 
 
-def test_ctrl_c_writes_the_partial_result(tiny_model_source, tiny_cache_dir, sample_images, tmp_path, capsys,
-                                          monkeypatch):
-    """Ctrl-C during the optimisation: the run stops at its next step and writes OUT-partial.png/.json."""
+def interrupt_at_first_step(monkeypatch) -> None:
+    """`run`'s progress bar presses Ctrl-C at the optimisation's first step (of every photo)."""
     from cli import run
 
     class InterruptAtFirstStep(run.ProgressBar):
@@ -171,6 +170,12 @@ def test_ctrl_c_writes_the_partial_result(tiny_model_source, tiny_cache_dir, sam
                 os.kill(os.getpid(), signal.SIGINT)  # as the terminal does: KeyboardInterrupt on the main thread
 
     monkeypatch.setattr(run, "ProgressBar", InterruptAtFirstStep)
+
+
+def test_ctrl_c_writes_the_partial_result(tiny_model_source, tiny_cache_dir, sample_images, tmp_path, capsys,
+                                          monkeypatch):
+    """Ctrl-C during the optimisation: the run stops at its next step and writes OUT-partial.png/.json."""
+    interrupt_at_first_step(monkeypatch)
     out = tmp_path / "result.png"
     args = run_args(sample_images, out, *engine_args(tiny_model_source, tiny_cache_dir))
     args[args.index("--steps") + 1] = "20"

@@ -134,8 +134,8 @@ def test_matching_and_the_draft_receive_the_edited_reference_map(window, qtbot):
     assert engine.matched[-1][0].region_edit is None  # the photo has no edit
     qtbot.waitUntil(lambda: bool(engine.drafts) and edited(engine.drafts[-1].references[0]), timeout=20000)
     assert engine.drafts[-1].regions == "method"
-    job = window.controller.run()
-    assert edited(job.context["request"].references[0])  # the run's request
+    queued = window.controller.run()
+    assert edited(queued.request.references[0])  # the run's request
 
 
 def test_export_and_import_a_reference_map(window, qtbot, tmp_path, monkeypatch):

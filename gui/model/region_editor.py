@@ -137,7 +137,7 @@ class RegionEditor:
             return False
         try:
             photo = load_image(image)
-            edit = edits.read_label_png(load_image(path), photo.size, analysis.params)
+            edit = edits.read_label_png(load_image(path, colour_managed=False), photo.size, analysis.params)
         except StyleGalleryError as exc:
             self.session.show_error(ErrorInfo.from_exception(exc), "regions")
             return False

@@ -124,6 +124,21 @@ def parse_session(data) -> SavedSession:
                         references)
 
 
+def session_document(content: Path | None, saved: SavedSession) -> dict:
+    """A session as the JSON that `parse_session` reads back."""
+    override = saved.region_override
+    return {
+        "content": str(content) if content else None,
+        "pins": [{"region": r, **asdict(t)} for r, t in sorted(saved.pins.items())],
+        "pins_source": saved.pins_source,
+        "region_edit": None if override is None else _saved_override(override),
+        "reference_edits": [{"ref_id": ref_id, **_saved_override(edit)}
+                            for ref_id, edit in sorted(saved.reference_overrides.items())],
+        "params": saved.params,
+        "history": [asdict(r) for r in saved.history],
+    }
+
+
 def _region_override(row: dict | None, where: str = "region_edit") -> np.ndarray | None:
     """A saved edit: {"rows", "cols", "cells": rows * cols region ids (0 = automatic), row by row}."""
     if row is None:
@@ -495,6 +510,28 @@ class Session(QObject):
         self.result = record
         self.save()
 
+    def record_run(self, sha: str, content: Path, record: RunRecord) -> None:
+        """Add a finished run to its photo's history: the open photo's here, another's (a queued run that ended after
+        the artist opened another photo) in its saved session. A session that cannot take it is a banner message."""
+        if sha == self.content_sha:
+            self.add_run(record)
+            return
+        path = self.folder / sha / "session.json"
+        loaded = load_document(path, SESSION_VERSION, validate=parse_session)
+        if loaded is not None and loaded.read_only:
+            self.show_error(ErrorInfo("document_read_only", f"The run of {content.name} is in {path.parent} but not "
+                                      "in its history: its session file is newer or unreadable",
+                                      "Nothing in the file was changed."), "run")
+            return
+        saved = loaded.data if loaded is not None and loaded.data is not None else SavedSession({}, "method", {}, [])
+        saved = dataclasses.replace(saved, history=[*saved.history, record])
+        try:
+            save_json_atomic(path, session_document(content, saved), SESSION_VERSION, validate=parse_session)
+        except StyleGalleryError as exc:  # a newer StyleGallery wrote it meanwhile: leave it to that one
+            self.show_error(ErrorInfo.from_exception(exc), "run")
+        except OSError as exc:
+            self.show_error(disk_error_info(f"add the run to the history of {content.name}", exc), "run")
+
     def result_path(self, record: RunRecord) -> Path:
         return self.run_folder / record.file
 
@@ -529,16 +566,9 @@ class Session(QObject):
         self._autosave.stop()
         if not self.content_sha or self.read_only:
             return True
-        data = {
-            "content": str(self.content) if self.content else None,
-            "pins": [{"region": r, **asdict(t)} for r, t in sorted(self.pins.items())],
-            "pins_source": self.pins_source,
-            "region_edit": None if self.region_override is None else _saved_override(self.region_override),
-            "reference_edits": [{"ref_id": ref_id, **_saved_override(override)}
-                                for ref_id, override in sorted(self.reference_overrides.items())],
-            "params": {name: getattr(self, name) for name in SAVED_PARAMS},
-            "history": [asdict(r) for r in self.history],
-        }
+        data = session_document(self.content, SavedSession(
+            self.pins, self.pins_source, {name: getattr(self, name) for name in SAVED_PARAMS}, self.history,
+            self.region_override, self.reference_overrides))
         try:
             save_json_atomic(self.run_folder / "session.json", data, SESSION_VERSION, validate=parse_session)
         except StyleGalleryError as exc:  # a newer StyleGallery wrote it meanwhile: leave it to that one

@@ -20,7 +20,7 @@ from .images import labels_rgba, load_pixmap, pil_from_qimage
 
 THUMB = 72
 UNGROUPED = "Ungrouped"
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff)"
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.heic *.heif)"
 _KIND, _ID, MISSING_ROLE = Qt.ItemDataRole.UserRole, Qt.ItemDataRole.UserRole + 1, Qt.ItemDataRole.UserRole + 2
 
 
