@@ -11,8 +11,8 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from gui.model.session import PinTarget
-from tests.test_gui_draft import open_photo
-from tests.test_gui_region_tools import SIZE, point, quarters, stroke
+from tests.test_gui_region_tools import (SIZE, analysed_window, brush_into_region_2, features, point, quarters,
+                                         split_by_stroke, stroke)
 from tests.test_gui_support import FakeEngine, make_window  # noqa: F401 (fixture)
 
 
@@ -20,20 +20,13 @@ from tests.test_gui_support import FakeEngine, make_window  # noqa: F401 (fixtur
 def window(make_window, qtbot, tmp_path):
     """A window showing its first reference large, whose map is the known quarters (region 3's right half differs
     in its stage-1 features); the photo keeps the fake engine's map."""
-    engine = FakeEngine()
-    window = make_window(engine)
-    window.resize(1500, 1000)
-    window.show()
-    open_photo(window, tmp_path)
-    qtbot.waitUntil(lambda: window.session.match_table is not None, timeout=20000)
+    window = analysed_window(make_window, qtbot, tmp_path, (1500, 1000))
     ref = window.gallery.references[0].id
-    fmix = np.zeros((2, SIZE, SIZE), np.float32)
-    fmix[0, 32:, 16:32] = 5.0
-    fmix[1] = np.arange(SIZE * SIZE, dtype=np.float32).reshape(SIZE, SIZE) * 1e-4
     analysis = window.gallery.analysis(ref)
-    window.gallery.set_analysis(ref, dataclasses.replace(analysis, labels=quarters(), fmix=fmix))
+    window.gallery.set_analysis(ref, dataclasses.replace(analysis, labels=quarters(),
+                                                         fmix=features(slice(32, None), slice(16, 32))))
     window.matches_panel.show_reference(ref)
-    window.ref_id, window.engine_for_test = ref, engine
+    window.ref_id = ref
     return window
 
 
@@ -63,12 +56,7 @@ def test_brush_into_a_picked_reference_region_then_the_eraser(window, qtbot):
     pick(qtbot, view, 5, 40)  # region 2 of the reference: the brush's colour there
     assert window.session.selected_style_region == (window.ref_id, 2) and 2 in view.strong
     assert not window.session.pins  # no photo region selected: nothing pinned
-    tools.tool_actions["brush"].trigger()
-    tools.size_box.setValue(1)
-    assert view.cursor().shape() == Qt.CursorShape.CrossCursor
-    stroke(qtbot, view, [(10, 10), (10, 11), (10, 12)])
-    expected = quarters()
-    expected[10, 10:13] = 2
+    expected = brush_into_region_2(qtbot, tools, view)
     check_undo_redo(window, quarters(), expected)
     assert "Editing: " + window.gallery.get(window.ref_id).name in tools.target_label.text()
     tools.tool_actions["eraser"].trigger()
@@ -79,12 +67,7 @@ def test_brush_into_a_picked_reference_region_then_the_eraser(window, qtbot):
 
 
 def test_split_by_stroke_on_a_reference(window, qtbot):
-    tools, view = window.content_panel.tools, window.matches_panel.ref_view
-    tools.tool_actions["split"].trigger()
-    tools.size_box.setValue(1)
-    stroke(qtbot, view, [(5, 40), (5, 41), (5, 42)])
-    expected = quarters()
-    expected[5, 40:43] = 5
+    expected = split_by_stroke(qtbot, window.content_panel.tools, window.matches_panel.ref_view)
     check_undo_redo(window, quarters(), expected)
 
 
@@ -221,3 +204,15 @@ def test_a_freehand_lasso_closes_on_release_and_escape_drops_an_open_one(window,
     assert np.array_equal(session.region_labels(), expected)
     window.undo_action.trigger()
     assert np.array_equal(session.region_labels(), quarters())
+
+
+def test_a_reference_edit_comes_back_at_the_next_start(window, make_window, qtbot, tmp_path):
+    split_by_stroke(qtbot, window.content_panel.tools, window.matches_panel.ref_view)
+    override = window.session.reference_overrides[window.ref_id].copy()
+    window.close()
+    again = make_window(FakeEngine())
+    again.controller.open_content(tmp_path / "photo.png")
+    qtbot.waitUntil(lambda: again.session.match_table is not None, timeout=20000)
+    again.matches_panel.show_reference(window.ref_id)
+    automatic = again.gallery.analysis(window.ref_id).labels
+    assert np.array_equal(again.matches_panel.ref_view.labels, np.where(override > 0, override, automatic))

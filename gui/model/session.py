@@ -283,11 +283,13 @@ class Session(QObject):
         self.content_sha = sha256
         self.pins, self.history, self.pins_source, self.read_only = {}, [], "method", False
         self.region_override = None
-        self.reference_overrides = {}
+        edited_before, self.reference_overrides = set(self.reference_overrides), {}
         self._restore()
         self.content = Path(path)
         self.pins_changed.emit()
         self.history_changed.emit()
+        for ref_id in sorted(edited_before | set(self.reference_overrides)):  # this photo's reference maps
+            self.reference_regions_changed.emit(ref_id)
         if self.history:
             self.result = self.history[-1]
 
