@@ -58,7 +58,7 @@ def test_brush_into_a_picked_reference_region_then_the_eraser(window, qtbot):
     assert not window.session.pins  # no photo region selected: nothing pinned
     expected = brush_into_region_2(qtbot, tools, view)
     check_undo_redo(window, quarters(), expected)
-    assert "Editing: " + window.gallery.get(window.ref_id).name in tools.target_label.text()
+    assert f"Editing {window.gallery.get(window.ref_id).name}" in tools.target_label.text()
     tools.tool_actions["eraser"].trigger()
     stroke(qtbot, view, [(10, 11), (10, 11)])
     erased = expected.copy()

@@ -2,7 +2,7 @@
 
 They work on the photo's map and on the reference map shown large (a pin can target a reference's region): one set
 of actions, one undo stack. A stroke edits the map it is drawn on; Merge, Split automatically, Export and Import act
-on the map last pressed on (the toolbar names it). Each tool is a QAction with a shortcut (B brush, E eraser,
+on the map last pressed on (the toolbar names it first). Each tool is a QAction with a shortcut (B brush, E eraser,
 S split by stroke, L lasso split, Shift+S split automatically, M merge, [ and ] brush size, P back to picking);
 painting tools are checkable and exclusive with "Pick". The edits are document operations
 (gui/model/region_editor.py: the engine's pure edit functions, one undoable step each). Ctrl+click marks regions for
@@ -82,6 +82,9 @@ class RegionTools(QObject):
         self.size_box.valueChanged.connect(self._size_changed)
         self.target_label = QLabel("")
         self.target_label.setObjectName("regionToolsTarget")
+        self.target_label.setToolTip("The map Merge, Split automatically, Export and Import act on: the one last "
+                                     "clicked (a stroke edits the map it is drawn on)")
+        self.toolbar.addWidget(self.target_label)  # first: an overflowing toolbar must not hide it
         for action in self.tool_actions.values():
             self.toolbar.addAction(action)
         self.toolbar.addAction(self.merge_action)
@@ -90,7 +93,6 @@ class RegionTools(QObject):
         self.toolbar.addWidget(self.size_box)
         self.toolbar.addAction(self.export_action)
         self.toolbar.addAction(self.import_action)
-        self.toolbar.addWidget(self.target_label)
         self._watch(view)
         session.regions_changed.connect(self._regions_changed)
         session.reference_regions_changed.connect(self._regions_changed)
@@ -178,7 +180,7 @@ class RegionTools(QObject):
             labels = self.editor(view).labels()
             marks.intersection_update(set() if labels is None else {int(r) for r in np.unique(labels)})
             view.set_marked(marks)
-        self.target_label.setText(f"  Editing: {editor.name()}" if editable else "")
+        self.target_label.setText(f"Editing {editor.name()}: " if editable else "")
 
     def _marked(self, view: RegionView, region: int | None) -> None:
         if region is not None:

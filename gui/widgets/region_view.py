@@ -31,8 +31,7 @@ class RegionView(QWidget):
     hovered = Signal(object)  # region id or None
     clicked = Signal(object)  # region id or None
     files_dropped = Signal(list)  # list[Path]
-    stroked = Signal(object, object)  # (bool cells (h, w) under a finished stroke or inside a lasso, region where
-    # it started)
+    stroked = Signal(object, object)  # (bool cells (h, w) of a finished stroke or lasso, region where it started)
     marked = Signal(object)  # region Ctrl+clicked (marked for a merge)
     pressed = Signal()  # any mouse press: this map is the one the artist is working on
 
@@ -69,6 +68,9 @@ class RegionView(QWidget):
         self.update()
 
     def set_labels(self, labels: np.ndarray | None) -> None:
+        """A map of another shape (another image) drops an open lasso: its corners were on the old grid."""
+        if labels is None or self.labels is None or labels.shape != self.labels.shape:
+            self._lasso = self._lasso_press = None
         self.labels = labels
         self._rebuild()
 
