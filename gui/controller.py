@@ -104,6 +104,8 @@ class Controller(QObject):
         self.queue.failed.connect(self._on_failed)
         self.gallery.changed.connect(self.schedule_match)
         self.session.region_override_changed.connect(self._regions_edited)
+        self.session.reference_regions_changed.connect(self._regions_edited)
+        self.gallery.analysis_changed.connect(self._fit_reference_edit)
         self.runs.added.connect(self._start_next_run)
         self.runs.cancel_requested.connect(self._cancel_queued_run)
         self.gallery.problem.connect(lambda info: self.session.show_error(info, "gallery"))
@@ -248,6 +250,19 @@ class Controller(QObject):
                   if self.gallery.get(t.ref_id) is not None and not self.gallery.is_missing(t.ref_id)]
         return ids + [i for i in dict.fromkeys(pinned) if i not in ids]
 
+    def reference_image(self, ref_id: str) -> ImageRef:
+        """A reference for a match, run or method draft: with the artist's edit of its regions, once it fits them."""
+        analysis = self.gallery.analysis(ref_id)
+        return ImageRef(self.gallery.path(ref_id), region_edit=self.session.reference_edit(
+            ref_id, None if analysis is None else analysis.labels))
+
+    @Slot(str)
+    def _fit_reference_edit(self, ref_id: str) -> None:
+        """A reference analysed (by a job here or in the background): its edit must fit the new map."""
+        analysis = self.gallery.analysis(ref_id)
+        if analysis is not None:
+            self.session.fit_reference_edit(ref_id, analysis.labels)
+
     @Slot()
     def _regions_edited(self) -> None:
         """The matches were made on the map before the edit: match again on the edited one (the references stay, so
@@ -275,7 +290,7 @@ class Controller(QObject):
             return  # the last reference analysis to finish schedules the match again
         self.queue.cancel("match")
         content = ImageRef(self.session.content, region_edit=self.session.region_edit())
-        refs = [self.gallery.image_ref(i) for i in ids]
+        refs = [self.reference_image(i) for i in ids]
         self.session.status = "Matching regions…"
         stage1, params = self.stage1, self.match
         self._submit("match", lambda engine, on_event, cancel: engine.match(
@@ -296,7 +311,7 @@ class Controller(QObject):
                                          "Check at least one reference in the gallery."), "run")
             return None
         return ids, TransferRequest(ImageRef(session.content, region_edit=session.region_edit()),
-                                    [self.gallery.image_ref(i) for i in ids], session.engine_pins(ids),
+                                    [self.reference_image(i) for i in ids], session.engine_pins(ids),
                                     stage1=self.stage1, match=self.match, stage3=session.stage3(),
                                     output=self.output)
 

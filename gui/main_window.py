@@ -111,6 +111,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.device_label)
         self.session.activity_changed.connect(self._activity_changed)
 
+        self.content_panel.tools.add_reference_view(self.matches_panel.ref_view, self.gallery,
+                                                    lambda: self.matches_panel.ref_id,
+                                                    self.matches_panel.reference_shown)
         self.content_panel.files_dropped.connect(self._content_dropped)
         self.gallery_panel.reference_clicked.connect(self._reference_clicked)
         self.result_panel.save_requested.connect(self.save_result)
