@@ -141,14 +141,14 @@ def test_a_save_that_fails_after_the_work_keeps_the_result(tiny_model_source, ti
     out = tmp_path / "result.png"
     fallback = tmp_path / "fallback"
     monkeypatch.setattr(results, "fallback_folders", lambda: [fallback])
-    real_save = Image.Image.save
+    from engine import export
 
-    def full_disk(image, path, *args, **kwargs):
-        if str(path).startswith(str(out.with_suffix(""))):
+    def full_disk(path, mode="r", *args, **kwargs):  # every file the result is written to: the disk is full
+        if "w" in mode and str(path).startswith(str(out.with_suffix(""))):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        return real_save(image, path, *args, **kwargs)
+        return open(path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(Image.Image, "save", full_disk)
+    monkeypatch.setattr(export, "open", full_disk, raising=False)  # engine.export writes every saved picture
     with pytest.raises(SystemExit) as exit_info:
         main.main(run_args(sample_images, out, *engine_args(tiny_model_source, tiny_cache_dir)))
     assert exit_info.value.code == 2
