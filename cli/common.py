@@ -202,7 +202,7 @@ def content_ref(path: Path, mask: Path | None, stage1):
     if mask is None:
         return ImageRef(path)
     photo = load_image(path)
-    return ImageRef(path, region_edit=read_label_png(load_image(mask), photo.size, stage1))
+    return ImageRef(path, region_edit=read_label_png(load_image(mask, colour_managed=False), photo.size, stage1))
 
 
 def engine_from_args(args):

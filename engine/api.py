@@ -216,8 +216,8 @@ class Engine:
 
 
 def _load(image: ImageRef) -> Loaded:
-    return (load_image(image.path), load_image(image.user_mask) if image.user_mask is not None else None,
-            image.region_edit)
+    mask = None if image.user_mask is None else load_image(image.user_mask, colour_managed=False)  # ids, not colours
+    return load_image(image.path), mask, image.region_edit
 
 
 def _load_all(content: ImageRef, references: list[ImageRef]) -> list[Loaded]:

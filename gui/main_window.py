@@ -4,7 +4,6 @@ device and model."""
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Slot
@@ -12,11 +11,15 @@ from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
+from engine.wording import count
+
 from .app import App
-from .drafts import save_draft
+from .drafts import draft_reference_paths, save_draft
 from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .model.session import PinTarget
+from .restore import ResultRestorer, copy_result, dropped_results, result_files
+from .result_export import ResultExporter
 from .widgets.content_panel import ContentPanel
 from .widgets.draft_panel import DraftPanel
 from .widgets.error_banner import ErrorBanner
@@ -40,8 +43,10 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.app = app
         self.session, self.gallery, self.controller = app.session, app.gallery, app.controller
+        self.restorer = ResultRestorer(self.controller, self)
         self._build()
         self._build_menus()
+        self.setAcceptDrops(True)  # a saved result dropped anywhere restores how it was made
         geometry = app.window_geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -106,10 +111,17 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.device_label)
         self.session.activity_changed.connect(self._activity_changed)
 
+        self.content_panel.tools.add_reference_view(self.matches_panel.ref_view, self.gallery,
+                                                    lambda: self.matches_panel.ref_id,
+                                                    self.matches_panel.reference_shown)
         self.content_panel.files_dropped.connect(self._content_dropped)
         self.gallery_panel.reference_clicked.connect(self._reference_clicked)
         self.result_panel.save_requested.connect(self.save_result)
         self.draft_panel.save_requested.connect(self.save_draft)
+        self.exporter = ResultExporter(self.session, self.gallery, self.app.settings,
+                                       lambda: self.outputs.currentWidget() is self.draft_panel, self)
+        self.result_panel.export_requested.connect(self.exporter.export)
+        self.result_panel.compare.drag_out.connect(self.exporter.start_drag)
         self.session.result_changed.connect(self._result_changed)
         self.session.pins_changed.connect(self._show_draft_tab)
         self.app.speed_notice.connect(self.show_speed_warning)
@@ -126,9 +138,12 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Open photo…", self.open_content, QKeySequence.StandardKey.Open)
         self._action(file_menu, "&Add references…", self.gallery_panel.open_files, "Ctrl+Shift+O")
         self._action(file_menu, "Add reference &folder…", self.gallery_panel.open_folder)
+        self._action(file_menu, "Open &result…", self.restorer.open_dialog, "Ctrl+Shift+R")
         self._action(file_menu, "&Paste reference", self.gallery_panel.paste, QKeySequence.StandardKey.Paste)
         file_menu.addSeparator()
         self.save_action = self._action(file_menu, "&Save result…", self.save_result, QKeySequence.StandardKey.Save)
+        self._action(file_menu, "&Export…", self.exporter.export, "Ctrl+Shift+E")
+        self._action(file_menu, "Save a&ll results of this photo…", self.exporter.save_all)
         file_menu.addSeparator()
         self._action(file_menu, "Se&ttings…", self.open_settings, QKeySequence.StandardKey.Preferences)
         file_menu.addSeparator()
@@ -142,6 +157,8 @@ class MainWindow(QMainWindow):
         edit.addAction(undo)
         edit.addAction(redo)
         self.undo_action, self.redo_action = undo, redo
+        edit.addSeparator()
+        self._action(edit, "&Copy image", self.exporter.copy, QKeySequence.StandardKey.Copy)
         edit.addSeparator()
         self._action(edit, "&Clear pin of the selected region", self.matches_panel.clear_selected_pin, "Backspace")
         self._action(edit, "Clear &all pins", session.clear_pins)
@@ -184,7 +201,21 @@ class MainWindow(QMainWindow):
 
     @Slot(list)
     def _content_dropped(self, paths: list[Path]) -> None:
-        self.controller.open_content(paths[0])
+        """A photo opens; a saved result restores how it was made."""
+        if result_files(paths[:1]):
+            self.restorer.restore(paths[0])
+        else:
+            self.controller.open_content(paths[0])
+
+    def dragEnterEvent(self, event) -> None:
+        if dropped_results(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        results = dropped_results(event.mimeData())
+        if results:
+            event.acceptProposedAction()
+            self.restorer.restore(results[0])
 
     @Slot(str)
     def _reference_clicked(self, ref_id: str) -> None:
@@ -206,12 +237,12 @@ class MainWindow(QMainWindow):
             self._ask_png("Save draft", "draft", self.save_draft_to)
 
     def save_result_to(self, path: Path) -> None:
-        """Copy the result PNG (its metadata holds the run's parameters) to `path`."""
-        self._write_png(path, lambda out: shutil.copyfile(self.session.result_path(self.session.result), out))
+        """Copy the result PNG (its metadata holds the run's recipe) to `path`, and its JSON beside it."""
+        self._write_png(path, lambda out: copy_result(self.session.result_path(self.session.result), out))
 
     def save_draft_to(self, path: Path) -> None:
         """The draft PNG with what it is (draft, quick or method regions, matches, strength) in its metadata."""
-        refs = [self.gallery.path(i) for i in self.session.draft_refs if self.gallery.get(i) is not None]
+        refs = draft_reference_paths(self.session, self.gallery)
         self._write_png(path, lambda out: save_draft(out, self.session.draft, self.session.content, refs,
                                                      self.session.random_weights))
 
@@ -295,8 +326,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _running_changed(self, running: bool) -> None:
-        self.run_action.setEnabled(not running)
-        self.cancel_action.setEnabled(bool(running))
+        self.cancel_action.setEnabled(bool(running))  # Run stays: during a run it queues the next
 
     @Slot(str)
     def _device_changed(self, text: str) -> None:
@@ -341,6 +371,10 @@ class MainWindow(QMainWindow):
         if unsaved and not self.close_anyway(unsaved):
             event.ignore()
             return
+        waiting = self.controller.runs.waiting_count()
+        if waiting and not self.close_with_waiting_runs(waiting):
+            event.ignore()
+            return
         geometry = self.saveGeometry()
         self.hide()
         try:
@@ -348,6 +382,18 @@ class MainWindow(QMainWindow):
         except Exception:  # noqa: BLE001
             log.exception("stopping the worker threads on close failed")
         event.accept()
+
+    def close_with_waiting_runs(self, waiting: int) -> bool:
+        """Ask whether to close although `waiting` queued runs have not started (they are not kept); False keeps the
+        window open."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Runs are waiting",
+                          f"{count(waiting, 'queued run has', 'queued runs have')} not started yet.", parent=self)
+        box.setInformativeText("Closing cancels them and the run in progress; the queue is not kept.")
+        keep = box.addButton("Keep the window open", QMessageBox.ButtonRole.RejectRole)
+        box.addButton("Close and cancel them", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(keep)
+        box.exec()
+        return box.clickedButton() is not keep
 
     def close_anyway(self, unsaved: list[str]) -> bool:
         """Ask whether to close although `unsaved` could not be written; False keeps the window open."""

@@ -16,6 +16,7 @@ from typing import Callable, TypeVar
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
 from engine.cache import CACHE_BUDGET_GB_RANGE, DEFAULT_BUDGET_BYTES, default_cache_dir
+from engine.export import DEFAULT_QUALITY, FORMAT_LABELS, QUALITY_RANGE
 from engine.params import MAX_SIDE_RANGE, ModelSource, OutputParams, Stage1Params
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,15 @@ class AppSettings:
     def set_draft_options(self, strength: int, preserve_colour: bool) -> None:
         self.qsettings.setValue("draft/strength", int(strength))
         self.qsettings.setValue("draft/preserve_colour", bool(preserve_colour))
+
+    def export_options(self) -> tuple[str, int]:
+        """(format, quality) of the last Export…: the artist's usual choice comes back."""
+        return (self.read("export/format", "png", FORMAT_LABELS.__contains__),
+                self.read("export/quality", DEFAULT_QUALITY, lambda q: QUALITY_RANGE[0] <= q <= QUALITY_RANGE[1]))
+
+    def set_export_options(self, fmt: str, quality: int) -> None:
+        self.qsettings.setValue("export/format", fmt)
+        self.qsettings.setValue("export/quality", int(quality))
 
     def as_dict(self) -> dict:
         """Every stored value by key, for the diagnostics report (which redacts paths itself)."""

@@ -17,10 +17,14 @@ RANDOM_RESULT_NOTE = "Made with RANDOM-WEIGHT test models: not a real style tran
 
 
 class CompareView(QWidget):
-    """Before (left of the handle) and after (right); drag to move the handle. Or both side by side."""
+    """Before (left of the handle) and after (right); drag to move the handle. Or both side by side. A drag that
+    leaves the view takes the result out of the window (`drag_out`)."""
+
+    drag_out = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self._dragging_out = False
         self.before: QImage | None = None
         self.after: QImage | None = None
         self.side_by_side = False
@@ -73,10 +77,16 @@ class CompareView(QWidget):
             paint_note(painter, target, self.note)
 
     def mousePressEvent(self, event) -> None:
+        self._dragging_out = False
         self._drag(event.position().x())
 
     def mouseMoveEvent(self, event) -> None:
-        if event.buttons() & Qt.MouseButton.LeftButton:
+        if not event.buttons() & Qt.MouseButton.LeftButton or self._dragging_out:
+            return
+        if self.after is not None and not self.rect().contains(event.position().toPoint()):
+            self._dragging_out = True  # once per press: the drag runs until dropped
+            self.drag_out.emit()
+        else:
             self._drag(event.position().x())
 
     def _drag(self, x: float) -> None:
@@ -88,6 +98,7 @@ class CompareView(QWidget):
 
 class ResultPanel(QWidget):
     save_requested = Signal()
+    export_requested = Signal()
 
     def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(parent)
@@ -104,6 +115,10 @@ class ResultPanel(QWidget):
         self.save_button = QPushButton("Save result…")
         self.save_button.setToolTip("Save as PNG with the run's parameters in its metadata (Ctrl+S)")
         self.save_button.clicked.connect(self.save_requested)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("PNG, JPEG, WebP or 16-bit TIFF (Ctrl+Shift+E); or drag the result out of the "
+                                      "window, or copy it with Ctrl+C")
+        self.export_button.clicked.connect(self.export_requested)
         self.history = QListWidget()
         self.history.setObjectName("historyList")
         self.history.setViewMode(QListWidget.ViewMode.IconMode)
@@ -118,6 +133,7 @@ class ResultPanel(QWidget):
         bar.addWidget(self.mode)
         bar.addWidget(self.caption, 1)
         bar.addWidget(self.save_button)
+        bar.addWidget(self.export_button)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
@@ -158,6 +174,7 @@ class ResultPanel(QWidget):
             notes.append(f"CANCELLED at step {record.steps_done}/{record.steps_total}: partial result")
         self.compare.set_images(before, after, " · ".join(notes))
         self.save_button.setEnabled(after is not None)
+        self.export_button.setEnabled(after is not None)
         self.caption.setText("" if record is None else describe(record))
 
     @Slot()
