@@ -136,19 +136,19 @@ def test_an_unwritable_cache_folder_is_refused_before_the_work(tiny_model_source
 def test_a_save_that_fails_after_the_work_keeps_the_result(tiny_model_source, tiny_cache_dir, sample_images,
                                                            tmp_path, capsys, monkeypatch):
     """The disk fills during the run: the finished result goes to a fallback folder and the line says where."""
-    from engine import results
+    from engine import export, results
 
     out = tmp_path / "result.png"
     fallback = tmp_path / "fallback"
     monkeypatch.setattr(results, "fallback_folders", lambda: [fallback])
-    real_save = Image.Image.save
 
-    def full_disk(image, path, *args, **kwargs):
-        if str(path).startswith(str(out.with_suffix(""))):
+    def full_disk(path, mode="r", *args, **kwargs):
+        if "w" in mode and str(path).startswith(str(out.with_suffix(""))):
+            open(path, mode).close()  # the file is made, then the disk is full
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        return real_save(image, path, *args, **kwargs)
+        return open(path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(Image.Image, "save", full_disk)
+    monkeypatch.setattr(export, "open", full_disk, raising=False)  # the picture writes of engine/export.py
     with pytest.raises(SystemExit) as exit_info:
         main.main(run_args(sample_images, out, *engine_args(tiny_model_source, tiny_cache_dir)))
     assert exit_info.value.code == 2
