@@ -2,6 +2,7 @@
 
     python benchmarks/bench_stages.py [--device auto] [--size N] [--steps N] [--refs 1 3 5] [--json out.json]
     python benchmarks/bench_stages.py --working-sizes 512x512 512x768 [--steps 1] [--refs 5]   # per working size
+    python benchmarks/bench_stages.py --peer [--size 256] [--steps 3] [--refs 1 3 5] [--threads 1]  # vs the authors
 
 Builds UNet2DConditionModel / AutoencoderKL / CLIPTextModel (and DINOv2-base, optionally Depth Anything V2) from
 SD1.5's real config values, saves them as diffusers/transformers folders and loads them back through
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 from benchmarks.common import BENCH, FAMILIES  # noqa: E402
 from benchmarks.model_folders import (DEPTH_PROCESSOR, DINOV2_PROCESSOR, SD15_MODEL_INDEX, calibrate_vae,  # noqa: E402
                                       save_json, write_tokenizer)
+from benchmarks.peer_side_by_side import DEFAULT_MODELS, DEFAULT_PEER_PYTHON, side_by_side  # noqa: E402
 from benchmarks.reference_stage3 import reference_stylize  # noqa: E402
 from engine.device import DTYPES, pick_device  # noqa: E402
 from engine.images import load_image, resize_to  # noqa: E402
@@ -229,11 +231,19 @@ def main() -> int:
     parser.add_argument("--cache-gb", type=float, default=64.0, help="FeatureCache memory budget")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--json", type=Path, default=Path("bench_stages.json"))
+    parser.add_argument("--peer", action="store_true",
+                        help="time the authors' code (../shared/peer, its own venv) beside the engine instead")
+    parser.add_argument("--peer-python", type=Path, default=DEFAULT_PEER_PYTHON, help="the peer venv's python")
+    parser.add_argument("--models", type=Path, default=DEFAULT_MODELS,
+                        help="--peer: the peer's full-size model folder (built there when missing)")
     parser.add_argument("--working-sizes", nargs="+", metavar="WxH",
                         help="only time engine stage-3 steps (and the decode) at these working sizes, content and "
                              "every reference at that size, max(--refs) references")
     args = parser.parse_args()
 
+    if args.peer:
+        return side_by_side(args.peer_python, args.models, args.size or 256, args.steps or 3, args.refs or [1, 3, 5],
+                            args.threads or 1, args.json)
     device = pick_device(args.device)
     gpu = device.type == "cuda"
     if args.threads:

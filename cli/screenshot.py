@@ -38,7 +38,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--draft", action="store_true",
                         help="show a first start without the SD model: the instant draft on quick regions")
     parser.add_argument("--regions", action="store_true",
-                        help="show the region tools in use: two regions merged, a new one brushed, the draft after")
+                        help="show the region tools in use on the photo and a reference, the draft after")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +109,7 @@ def _shoot(args: argparse.Namespace, tmp: Path) -> int:
         if not wait(lambda: session.match_table is not None, "analysing and matching"):
             return 2
         if args.regions:
-            return _regions_shot(args, window, wait)
+            return _regions_shot(args, window, ids, wait)
         session.reference_maps = True
         regions = session.analysis.region_ids
         window.matches_panel.show_reference(ids[0])
@@ -157,18 +157,20 @@ def _draft_shot(args: argparse.Namespace, window, ids: list[str], wait_draft) ->
     return 0
 
 
-def _regions_shot(args: argparse.Namespace, window, wait) -> int:
-    """The region tools at work: the first two regions merged through the Merge action, a new region brushed with
-    the Brush tool (its outline at the pointer), and the draft made on the edited map."""
-    from PySide6.QtCore import QPointF
+def _regions_shot(args: argparse.Namespace, window, ids: list[str], wait) -> int:
+    """The region tools at work on both maps: on the photo the first two regions merged through the Merge action and
+    a new region brushed; on the first reference, shown large, a region cut out with the lasso; an open lasso on the
+    photo (its outline and rubber band to the pointer); the draft made on the edited maps."""
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtTest import QTest
 
-    from engine.stage1.edits import brush_cells
+    from engine.stage1.edits import brush_cells, polygon_cells
 
     session, tools, view = window.session, window.content_panel.tools, window.content_panel.view
     regions = session.analysis.region_ids
     if len(regions) > 2:  # merging the only two would leave no map to show
         session.selected_region = regions[0]
-        tools.marked = {regions[1]}
+        view.marked.emit(regions[1])  # as a Ctrl+click does
         tools.merge_action.trigger()
     session.selected_region = None
     tools.tool_actions["brush"].trigger()
@@ -177,8 +179,20 @@ def _regions_shot(args: argparse.Namespace, window, wait) -> int:
     cells = brush_cells((rows, cols), (rows * 0.3, cols * 0.7), 6) | brush_cells((rows, cols), (rows * 0.3, cols * 0.6),
                                                                        6)
     view.stroked.emit(cells, None)
+    window.matches_panel.show_reference(ids[0])
+    ref_view = window.matches_panel.ref_view
+    tools.tool_actions["lasso"].trigger()
+    if ref_view.labels is not None:  # a concave outline round part of the reference
+        shape = ref_view.labels.shape
+        corners = [(0.15, 0.2), (0.1, 0.65), (0.5, 0.75), (0.3, 0.45), (0.55, 0.2)]
+        ref_view.stroked.emit(polygon_cells(shape, [(r * shape[0], c * shape[1]) for r, c in corners]), None)
     rect = view.image_rect()
-    view.show_pointer(QPointF(rect.left() + rect.width() * 0.75, rect.top() + rect.height() * 0.3))
+    at = [QPoint(int(rect.left() + rect.width() * x), int(rect.top() + rect.height() * y))
+          for x, y in ((0.15, 0.6), (0.4, 0.55), (0.45, 0.85))]
+    for point in at:  # an outline being drawn corner by corner
+        QTest.mouseClick(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, point)
+    view.show_pointer(QPointF(rect.left() + rect.width() * 0.2, rect.top() + rect.height() * 0.9))
+
     def drafted_on_the_edit() -> bool:
         draft = session.draft
         return (session.match_table is not None and draft is not None and not session.drafting

@@ -57,7 +57,11 @@ def bf16_fast_on_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 
 def pick_dtype(device: torch.device, pref: str = "auto") -> torch.dtype:
-    """Weight precision: "auto" = fp16 on CUDA, fp32 elsewhere; "fp32", "fp16", "bf16" force one."""
+    """Weight precision: "auto" = fp16 on CUDA, fp32 elsewhere; "fp32", "fp16", "bf16" force one.
+
+    bf16 is not "auto" on a CPU, even with AMX (`bf16_fast_on_cpu`): it moves stage 3's final latent 1.3e-2 from
+    fp32, 8x further than the authors' own fp16 arithmetic does (1.6e-3; benchmarks/NOTES.md, "Precision rule").
+    """
     if pref == "auto":
         return torch.float16 if torch.device(device).type == "cuda" else torch.float32
     if pref not in DTYPES:

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 MAX_PIXELS = 64_000_000  # about 8000x8000: far above any photo an artist restyles at 512
 MIN_SIDE = 8
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "AVIF")  # JPEG covers MPO (camera multi-picture)
+# what a folder of pictures is read for (the gallery's folder drops, the command line's --content DIR)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 HEIF_SUFFIXES = (".heic", ".heif", ".hif")
 HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs")  # ftyp brands of HEIC files

@@ -1,5 +1,8 @@
 """Saving a transfer's result: the PNG (with the job in its metadata) and a JSON of matches and losses.
 
+The metadata names images by file name and pixel hash, never by path (engine/recipe.py), so a shared result
+leaks no user name or folder, and a dropped result can be restored.
+
 Outputs are checked before the work (engine/outputs.py); if a save still fails afterwards (the disk filled
 meanwhile), `rescue_result` keeps the finished result in a fallback folder instead of losing it.
 """
@@ -14,22 +17,20 @@ from pathlib import Path
 import numpy as np
 
 from .export import export_image
-from .params import settings_key
 from .persistence import save_json_atomic
+from .recipe import PARAMETERS_CHUNK, RECIPE_CHUNK, parameters_text, recipe_document
 from .types import TransferRequest, TransferResult
 
-RESULT_VERSION = 1
+RESULT_VERSION = 2  # 1 held the images' absolute paths
 
 
 def result_document(request: TransferRequest, result: TransferResult, model: str,
-                    random_weights: bool = False) -> dict:
-    """Everything needed to understand (and replay) a result, as JSON-able data. `random_weights`: made by the
-    random-weight test models (no real style), which every copy of the result must say."""
+                    random_weights: bool = False, reference_names: list[str] | None = None) -> dict:
+    """Everything needed to understand (and replay) a result, as JSON-able data: its path-free recipe
+    (`engine.recipe.recipe_document`) and what the run did. `random_weights`: made by the random-weight test models
+    (no real style), which every copy of the result must say."""
     return {
-        "content": str(request.content.path),
-        "references": [str(ref.path) for ref in request.references],
-        "model": model,
-        "random_weights": random_weights,
+        **recipe_document(request, model, random_weights, reference_names),
         "status": "cancelled" if result.cancelled else "finished",
         "partial": result.cancelled,
         "steps_done": result.steps_done,
@@ -38,31 +39,32 @@ def result_document(request: TransferRequest, result: TransferResult, model: str
         "working_size": list(result.working_size),
         "output_size": list(result.output_size),
         "upscale": result.upscale,
-        "pins": [dataclasses.asdict(pin) for pin in request.pins],
-        "params": {"stage1": settings_key(request.stage1), "match": settings_key(request.match),
-                   "stage3": settings_key(request.stage3), "output": settings_key(request.output)},
         "matches": [dataclasses.asdict(match) for match in result.matches.matches.values()],
         "candidates": [dataclasses.asdict(pair) for pair in result.matches.pairs],
         "losses": [dataclasses.asdict(loss) for loss in result.losses],
     }
 
 
-def save_png(path: Path, image, metadata: dict) -> Path:
-    """An image as PNG (tagged sRGB) with `metadata` in its 'stylegallery' text chunk, written atomically
-    (`engine.export`), so an interrupted save never leaves a half-written picture under the artist's file name."""
-    return export_image(path, np.asarray(image, dtype=np.uint8), "png", texts={"stylegallery": json.dumps(metadata)})
+def save_png(path: Path, image, metadata: dict, parameters: str | None = None) -> Path:
+    """An image as PNG (tagged sRGB) with `metadata` in its 'stylegallery' text chunk (and `parameters`, the
+    A1111-style text, in its own), written atomically (`engine.export`), so an interrupted save never leaves a
+    half-written picture under the artist's file name."""
+    texts = {} if parameters is None else {PARAMETERS_CHUNK: parameters}
+    texts[RECIPE_CHUNK] = json.dumps(metadata)
+    return export_image(path, np.asarray(image, dtype=np.uint8), "png", texts=texts)
 
 
-PNG_KEYS = ("model", "random_weights", "status", "partial", "steps_done", "steps_total", "pins", "params",
-            "references", "working_size", "output_size", "upscale")
+PNG_KEYS = ("recipe", "content", "references", "pins", "params", "model", "model_hash", "random_weights", "status",
+            "partial", "steps_done", "steps_total", "working_size", "output_size", "upscale")
 
 
 def save_result(out: Path, request: TransferRequest, result: TransferResult, model: str,
-                random_weights: bool = False) -> Path:
-    """Write OUT.png (job parameters in its 'stylegallery' text chunk) and OUT.json beside it."""
+                random_weights: bool = False, reference_names: list[str] | None = None) -> Path:
+    """Write OUT.png (its recipe in the 'stylegallery' text chunk, the A1111-style 'parameters' beside it) and
+    OUT.json. `reference_names`: the artist's names of the references (the gallery's), else their file names."""
     out = Path(out)
-    document = result_document(request, result, model, random_weights)
-    save_png(out, result.image, {key: document[key] for key in PNG_KEYS})
+    document = result_document(request, result, model, random_weights, reference_names)
+    save_png(out, result.image, {key: document[key] for key in PNG_KEYS}, parameters_text(document))
     save_json_atomic(out.with_suffix(".json"), document, version=RESULT_VERSION)
     return out
 

@@ -2,7 +2,8 @@
 
 All engine calls run on the `JobQueue`'s thread; every handler here runs in the GUI thread (queued slots). Each
 job carries its own handlers (`Job.on_done`, `on_failed`, `on_cancelled`); `_on_failed` adds what every failure
-shows.
+shows. Runs go through the `RunQueue` (gui/model/run_queue.py): Run queues the request made now, and the next
+waiting run is handed to the job queue when the one before it ends; each result lands in its own photo's history.
 The engine is called through closures made at submit time, so a settings change (a new Engine) applies to
 the next job while a running one finishes with the engine it started with.
 """
@@ -20,7 +21,7 @@ from engine.draft import draft_available
 from engine.errors import ImageUnreadable
 from engine.images import load_image, pixel_sha256
 from engine.memory import cpu_speed_warning
-from engine.params import OutputParams, Stage1Params, settings_key
+from engine.params import MatchParams, OutputParams, Stage1Params, settings_key
 from engine.results import rescue_result, save_result
 from engine.types import ImageRef, StepEvent, TransferRequest, TransferResult
 from engine.wording import count
@@ -30,6 +31,7 @@ from .gallery_analysis import GalleryAnalysis
 from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .model.gallery import Gallery
+from .model.run_queue import CANCELLED, DONE, FAILED, RUNNING, QueuedRun, RunQueue
 from .model.session import RunRecord, Session
 from .worker import Job, JobHandler, JobQueue
 
@@ -87,10 +89,13 @@ class Controller(QObject):
         super().__init__(parent)
         self.session, self.gallery = session, gallery
         self.queue = JobQueue(self)
+        self.runs = RunQueue(self)
+        self._run_job: Job | None = None  # the transfer of the running queued run
         self.engine, self.engine_error = engine, engine_error
         self.model_label = model_label
         self.stage1 = Stage1Params()  # SPEC defaults; one value for analyses, matching and runs (their cache key)
         self.output = OutputParams()  # the result's size (Settings)
+        self.match = MatchParams()  # SPEC defaults; a restored result's own (gui/restore.py)
         self._match_timer = QTimer(self, singleShot=True, interval=MATCH_DELAY_MS)
         self._match_timer.timeout.connect(self.match_now)
         self.queue.step.connect(self._on_step)
@@ -99,6 +104,10 @@ class Controller(QObject):
         self.queue.failed.connect(self._on_failed)
         self.gallery.changed.connect(self.schedule_match)
         self.session.region_override_changed.connect(self._regions_edited)
+        self.session.reference_regions_changed.connect(self._regions_edited)
+        self.gallery.analysis_changed.connect(self._fit_reference_edit)
+        self.runs.added.connect(self._start_next_run)
+        self.runs.cancel_requested.connect(self._cancel_queued_run)
         self.gallery.problem.connect(lambda info: self.session.show_error(info, "gallery"))
         self.gallery.changed.connect(self._gallery_saved)
         self.gallery.save_failed.connect(self._gallery_save_failed)
@@ -133,6 +142,10 @@ class Controller(QObject):
         self._submit("device", lambda engine, on_event, cancel: engine.device_summary(), self._device_known)
         if self.session.content is not None:
             self._analyze_content()
+        self.analyze_references()
+
+    def analyze_references(self) -> None:
+        """Analyse the references the runs use now, and the rest of the gallery in the background."""
         present = [r.id for r in self.gallery.references if not self.gallery.is_missing(r.id)]
         used = set(self.participants())
         for ref_id in present:
@@ -152,7 +165,8 @@ class Controller(QObject):
         return unsaved
 
     def shutdown(self) -> None:
-        """Stop both threads (they stop at their next cancel check) and save."""
+        """Cancel the waiting runs, stop both threads (they stop at their next cancel check) and save."""
+        self.runs.cancel_waiting()
         self._match_timer.stop()
         self.gallery_analysis.stop()
         self.drafts.shutdown()
@@ -236,6 +250,19 @@ class Controller(QObject):
                   if self.gallery.get(t.ref_id) is not None and not self.gallery.is_missing(t.ref_id)]
         return ids + [i for i in dict.fromkeys(pinned) if i not in ids]
 
+    def reference_image(self, ref_id: str) -> ImageRef:
+        """A reference for a match, run or method draft: with the artist's edit of its regions, once it fits them."""
+        analysis = self.gallery.analysis(ref_id)
+        return ImageRef(self.gallery.path(ref_id), region_edit=self.session.reference_edit(
+            ref_id, None if analysis is None else analysis.labels))
+
+    @Slot(str)
+    def _fit_reference_edit(self, ref_id: str) -> None:
+        """A reference analysed (by a job here or in the background): its edit must fit the new map."""
+        analysis = self.gallery.analysis(ref_id)
+        if analysis is not None:
+            self.session.fit_reference_edit(ref_id, analysis.labels)
+
     @Slot()
     def _regions_edited(self) -> None:
         """The matches were made on the map before the edit: match again on the edited one (the references stay, so
@@ -263,19 +290,18 @@ class Controller(QObject):
             return  # the last reference analysis to finish schedules the match again
         self.queue.cancel("match")
         content = ImageRef(self.session.content, region_edit=self.session.region_edit())
-        refs = [self.gallery.image_ref(i) for i in ids]
+        refs = [self.reference_image(i) for i in ids]
         self.session.status = "Matching regions…"
-        stage1 = self.stage1
+        stage1, params = self.stage1, self.match
         self._submit("match", lambda engine, on_event, cancel: engine.match(
-            content, refs, stage1=stage1, on_event=on_event, cancel=cancel), self._matched,
+            content, refs, stage1=stage1, params=params, on_event=on_event, cancel=cancel), self._matched,
             key=self.session.content_sha, context=tuple(ids))
 
     # ----- generation
-    def run(self) -> Job | None:
-        """Start a transfer with the session's parameters; problems go to the banner."""
+    def transfer_request(self) -> tuple[list[str], TransferRequest] | None:
+        """The participating gallery ids and the TransferRequest a run would submit now; None (and the reason in
+        the banner) without a photo or a reference."""
         session = self.session
-        if session.running:
-            return None
         if session.content is None:
             session.show_error(ErrorInfo("invalid_request", "Open a photo first", "File > Open photo…"), "run")
             return None
@@ -284,22 +310,54 @@ class Controller(QObject):
             session.show_error(ErrorInfo("invalid_request", "No reference takes part in the run",
                                          "Check at least one reference in the gallery."), "run")
             return None
-        request = TransferRequest(ImageRef(session.content, region_edit=session.region_edit()),
-                                  [self.gallery.image_ref(i) for i in ids], session.engine_pins(ids),
-                                  stage1=self.stage1, stage3=session.stage3(), output=self.output)
-        context = {"ids": ids, "request": request, "started": time.monotonic()}
-        job = self._submit("transfer", lambda engine, on_event, cancel: engine.transfer(
-            request, on_event=on_event, cancel=cancel), self._finish_run, key=session.content_sha, context=context,
-            on_failed=self._run_failed, on_cancelled=self._run_cancelled)
-        if job is None:
+        return ids, TransferRequest(ImageRef(session.content, region_edit=session.region_edit()),
+                                    [self.reference_image(i) for i in ids], session.engine_pins(ids),
+                                    stage1=self.stage1, match=self.match, stage3=session.stage3(),
+                                    output=self.output)
+
+    def run(self) -> QueuedRun | None:
+        """Queue a transfer with the session's parameters as they are now (it starts when the runs before it have
+        ended); problems go to the banner."""
+        session = self.session
+        planned = self.transfer_request()
+        if planned is None:
             return None
+        ids, request = planned
         session.show_error(None, "run")  # the last run's failure; other messages stay
+        queued = QueuedRun(request, session.content_sha, ids)
+        self.runs.add(queued)
+        return queued
+
+    @Slot()
+    def _start_next_run(self) -> None:
+        """Hand the next waiting run to the job queue, unless one is running (one run at a time, in order)."""
+        while self._run_job is None:  # each turn starts a waiting run or fails it: at most one turn per run
+            queued = self.runs.next_waiting()
+            if queued is None:
+                return
+            self._run_job = self._submit_run(queued)
+            if self._run_job is None:
+                self.runs.update(queued, FAILED, message="no model is loaded")
+        steps = self._run_job.context["request"].stage3.steps
+        self.runs.update(self._run_job.context["run"], RUNNING, progress=(0, steps))
+        session = self.session
         session.running = True
-        session.progress = (0, request.stage3.steps)
+        session.progress = (0, steps)
         session.loss = None
         session.preview = None
-        session.status = "Running…"
-        return job
+        session.status = f"Running {self._run_job.context['run'].photo.name}…"
+
+    def _submit_run(self, queued: QueuedRun) -> Job | None:
+        request = queued.request
+        context = {"ids": queued.ref_ids, "request": request, "started": time.monotonic(), "run": queued}
+        return self._submit("transfer", lambda engine, on_event, cancel: engine.transfer(
+            request, on_event=on_event, cancel=cancel), self._finish_run, key=queued.content_sha, context=context,
+            on_failed=self._run_failed, on_cancelled=self._run_cancelled)
+
+    @Slot(object)
+    def _cancel_queued_run(self, queued: QueuedRun) -> None:
+        if self._run_job is not None and self._run_job.context["run"] is queued:
+            self._run_job.cancel.set()
 
     def _submit(self, kind: str, call: Callable[[Any, Any, Any], Any], on_done: JobHandler, key: str = "",
                 context: Any = None, on_failed: JobHandler | None = None,
@@ -315,10 +373,12 @@ class Controller(QObject):
                                      on_done, on_failed, on_cancelled))
 
     def cancel_run(self) -> None:
+        """Cancel the running run (the waiting ones stay queued)."""
         self.queue.cancel("transfer")
 
     def _record_run(self, job: Job, result: TransferResult) -> RunRecord:
-        """Save the result PNG (with its job in the metadata) into the session folder and the history."""
+        """Save the result PNG (with its job in the metadata) into its photo's session folder and history (the photo
+        open now or not)."""
         session = self.session
         request: TransferRequest = job.context["request"]
         names = [self.gallery.get(i).name if self.gallery.get(i) else i for i in job.context["ids"]]
@@ -335,9 +395,9 @@ class Controller(QObject):
             random_weights=session.random_weights,
             final_loss=result.losses[-1].total if result.losses else None,
         )
-        save_result(session.run_folder / record.file, request, result, model=self.model_label,
-                    random_weights=session.random_weights)
-        session.add_run(record)
+        save_result(session.folder / job.key / record.file, request, result, model=self.model_label,
+                    random_weights=session.random_weights, reference_names=names)
+        session.record_run(job.key, Path(request.content.path), record)
         return record
 
     # ----- job results (GUI thread)
@@ -352,10 +412,12 @@ class Controller(QObject):
             return  # background work: its progress is the gallery's, not the status bar's
         if job is not None and job.kind == "transfer" and event.stage == "transfer":
             session.progress = (event.step, event.total)
-            if event.loss is not None:
-                session.loss = event.loss
-            if event.preview is not None:
-                session.preview = event.preview
+            self.runs.update(job.context["run"], progress=(event.step, event.total))
+            if job.key == session.content_sha:  # another photo's run shows its progress in the queue only
+                if event.loss is not None:
+                    session.loss = event.loss
+                if event.preview is not None:
+                    session.preview = event.preview
             session.activity = None
             return
         message = event.message or STAGE_NAMES.get(event.stage, event.stage)
@@ -409,13 +471,13 @@ class Controller(QObject):
         self.session.show_error(info, topic)
 
     def _run_failed(self, job: Job, info: ErrorInfo) -> None:
-        self._run_stopped()
+        self._run_stopped(job, FAILED, info.message)
 
     def _run_cancelled(self, job: Job, partial: TransferResult | None) -> None:
         if partial is not None:
             self._finish_run(job, partial)
         else:
-            self._run_stopped()
+            self._run_stopped(job, CANCELLED)
             self.session.status = "Run cancelled"
 
     def _rescue_result(self, job: Job, result: TransferResult, exc: OSError) -> ErrorInfo:
@@ -429,20 +491,28 @@ class Controller(QObject):
             return info
         return ErrorInfo(info.kind, f"{info.message}. It was saved to {path} instead.", info.hint)
 
-    def _run_stopped(self) -> None:
-        """A run ended with no result (failed, or cancelled before its first step): Run comes back and the
-        progress bar goes idle instead of showing the dead run's "0/150" (KAD#814)."""
-        self.session.running = False
+    def _run_stopped(self, job: Job, state: str, message: str = "") -> None:
+        """A run ended with no result (failed, or cancelled before its first step): the progress bar goes idle
+        instead of showing the dead run's "0/150" (KAD#814), and the next queued run starts."""
         self.session.progress = (0, 0)
+        self._run_ended(job, state, message)
+
+    def _run_ended(self, job: Job, state: str, message: str = "") -> None:
+        """The running run is over: its row says how, and the next waiting run starts."""
+        self.runs.update(job.context["run"], state, message=message)
+        self._run_job = None
+        self.session.running = False  # reset whatever happened, or Cancel stays enabled (KAD#814)
+        self._start_next_run()
 
     def _finish_run(self, job: Job, result: TransferResult) -> None:
         session = self.session
         try:
-            if job.key == session.content_sha:
+            try:
                 self._record_run(job, result)
-        except OSError as exc:
-            session.show_error(self._rescue_result(job, result, exc), "run")
+            except OSError as exc:
+                session.show_error(self._rescue_result(job, result, exc), "run")
+            verb = "cancelled at step" if result.cancelled else "finished:"
+            name = job.context["run"].photo.name
+            session.status = f"Run of {name} {verb} {result.steps_done}/{count(result.steps_total, 'step')}"
         finally:
-            session.running = False  # reset even when saving failed, or Run stays disabled (KAD#814)
-        verb = "cancelled at step" if result.cancelled else "finished:"
-        session.status = f"Run {verb} {result.steps_done}/{count(result.steps_total, 'step')}"
+            self._run_ended(job, CANCELLED if result.cancelled else DONE)  # even when saving failed (KAD#814)

@@ -28,6 +28,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Slot
 
 from engine.params import DraftParams
+from engine.recipe import inputs_document
 from engine.results import save_png
 from engine.types import DraftRequest, ImageRef
 
@@ -68,7 +69,7 @@ class DraftController(QObject):
         session = self.session
         for signal in (session.content_changed, session.analysis_changed, session.match_table_changed,
                        session.draft_strength_changed, session.draft_preserve_colour_changed,
-                       session.region_override_changed, self.gallery.changed,
+                       session.region_override_changed, session.reference_regions_changed, self.gallery.changed,
                        self.gallery.analysis_changed):
             signal.connect(self.schedule)
         session.pins_changed.connect(self.schedule)
@@ -134,8 +135,9 @@ class DraftController(QObject):
             return None
         source = self.region_source(ids)
         # stage1: the analyses' own settings, so the method's regions come from the cache
-        edit = session.region_edit() if source == "method" else None  # an edit of the method's map only
-        request = DraftRequest(ImageRef(session.content, region_edit=edit), [self.gallery.image_ref(i) for i in ids],
+        method = source == "method"  # edits are of the method's maps only
+        refs = [self.controller.reference_image(i) if method else self.gallery.image_ref(i) for i in ids]
+        request = DraftRequest(ImageRef(session.content, region_edit=session.region_edit() if method else None), refs,
                                session.engine_pins(ids, source), regions=source, stage1=self.controller.stage1,
                                draft=DraftParams(strength=session.draft_strength / 100,
                                                  preserve_colour=bool(session.draft_preserve_colour)))
@@ -210,5 +212,5 @@ def draft_metadata(draft, content: Path, references: list[Path], random_weights:
     meta["regions"]["label"] = regions_text(draft, random_weights)
     if draft.region_source == "method" and random_weights:
         meta["regions"]["random_weights"] = True
-    meta["inputs"] = {"content": str(content), "references": [str(p) for p in references]}
+    meta["inputs"] = inputs_document(content, references)  # names and pixel hashes, never paths
     return meta

@@ -4,7 +4,6 @@ device and model."""
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Slot
@@ -12,11 +11,14 @@ from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
+from engine.wording import count
+
 from .app import App
 from .drafts import draft_reference_paths, save_draft
 from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .model.session import PinTarget
+from .restore import ResultRestorer, copy_result, dropped_results, result_files
 from .result_export import ResultExporter
 from .widgets.content_panel import ContentPanel
 from .widgets.draft_panel import DraftPanel
@@ -41,8 +43,10 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.app = app
         self.session, self.gallery, self.controller = app.session, app.gallery, app.controller
+        self.restorer = ResultRestorer(self.controller, self)
         self._build()
         self._build_menus()
+        self.setAcceptDrops(True)  # a saved result dropped anywhere restores how it was made
         geometry = app.window_geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -107,6 +111,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.device_label)
         self.session.activity_changed.connect(self._activity_changed)
 
+        self.content_panel.tools.add_reference_view(self.matches_panel.ref_view, self.gallery,
+                                                    lambda: self.matches_panel.ref_id,
+                                                    self.matches_panel.reference_shown)
         self.content_panel.files_dropped.connect(self._content_dropped)
         self.gallery_panel.reference_clicked.connect(self._reference_clicked)
         self.result_panel.save_requested.connect(self.save_result)
@@ -131,6 +138,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Open photo…", self.open_content, QKeySequence.StandardKey.Open)
         self._action(file_menu, "&Add references…", self.gallery_panel.open_files, "Ctrl+Shift+O")
         self._action(file_menu, "Add reference &folder…", self.gallery_panel.open_folder)
+        self._action(file_menu, "Open &result…", self.restorer.open_dialog, "Ctrl+Shift+R")
         self._action(file_menu, "&Paste reference", self.gallery_panel.paste, QKeySequence.StandardKey.Paste)
         file_menu.addSeparator()
         self.save_action = self._action(file_menu, "&Save result…", self.save_result, QKeySequence.StandardKey.Save)
@@ -193,7 +201,21 @@ class MainWindow(QMainWindow):
 
     @Slot(list)
     def _content_dropped(self, paths: list[Path]) -> None:
-        self.controller.open_content(paths[0])
+        """A photo opens; a saved result restores how it was made."""
+        if result_files(paths[:1]):
+            self.restorer.restore(paths[0])
+        else:
+            self.controller.open_content(paths[0])
+
+    def dragEnterEvent(self, event) -> None:
+        if dropped_results(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        results = dropped_results(event.mimeData())
+        if results:
+            event.acceptProposedAction()
+            self.restorer.restore(results[0])
 
     @Slot(str)
     def _reference_clicked(self, ref_id: str) -> None:
@@ -215,8 +237,8 @@ class MainWindow(QMainWindow):
             self._ask_png("Save draft", "draft", self.save_draft_to)
 
     def save_result_to(self, path: Path) -> None:
-        """Copy the result PNG (its metadata holds the run's parameters) to `path`."""
-        self._write_png(path, lambda out: shutil.copyfile(self.session.result_path(self.session.result), out))
+        """Copy the result PNG (its metadata holds the run's recipe) to `path`, and its JSON beside it."""
+        self._write_png(path, lambda out: copy_result(self.session.result_path(self.session.result), out))
 
     def save_draft_to(self, path: Path) -> None:
         """The draft PNG with what it is (draft, quick or method regions, matches, strength) in its metadata."""
@@ -304,8 +326,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _running_changed(self, running: bool) -> None:
-        self.run_action.setEnabled(not running)
-        self.cancel_action.setEnabled(bool(running))
+        self.cancel_action.setEnabled(bool(running))  # Run stays: during a run it queues the next
 
     @Slot(str)
     def _device_changed(self, text: str) -> None:
@@ -350,6 +371,10 @@ class MainWindow(QMainWindow):
         if unsaved and not self.close_anyway(unsaved):
             event.ignore()
             return
+        waiting = self.controller.runs.waiting_count()
+        if waiting and not self.close_with_waiting_runs(waiting):
+            event.ignore()
+            return
         geometry = self.saveGeometry()
         self.hide()
         try:
@@ -357,6 +382,18 @@ class MainWindow(QMainWindow):
         except Exception:  # noqa: BLE001
             log.exception("stopping the worker threads on close failed")
         event.accept()
+
+    def close_with_waiting_runs(self, waiting: int) -> bool:
+        """Ask whether to close although `waiting` queued runs have not started (they are not kept); False keeps the
+        window open."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Runs are waiting",
+                          f"{count(waiting, 'queued run has', 'queued runs have')} not started yet.", parent=self)
+        box.setInformativeText("Closing cancels them and the run in progress; the queue is not kept.")
+        keep = box.addButton("Keep the window open", QMessageBox.ButtonRole.RejectRole)
+        box.addButton("Close and cancel them", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(keep)
+        box.exec()
+        return box.clickedButton() is not keep
 
     def close_anyway(self, unsaved: list[str]) -> bool:
         """Ask whether to close although `unsaved` could not be written; False keeps the window open."""

@@ -136,19 +136,19 @@ def test_an_unwritable_cache_folder_is_refused_before_the_work(tiny_model_source
 def test_a_save_that_fails_after_the_work_keeps_the_result(tiny_model_source, tiny_cache_dir, sample_images,
                                                            tmp_path, capsys, monkeypatch):
     """The disk fills during the run: the finished result goes to a fallback folder and the line says where."""
-    from engine import export, results
+    from engine import results
 
     out = tmp_path / "result.png"
     fallback = tmp_path / "fallback"
     monkeypatch.setattr(results, "fallback_folders", lambda: [fallback])
+    from engine import export
 
-    def full_disk(path, mode="r", *args, **kwargs):
+    def full_disk(path, mode="r", *args, **kwargs):  # every file the result is written to: the disk is full
         if "w" in mode and str(path).startswith(str(out.with_suffix(""))):
-            open(path, mode).close()  # the file is made, then the disk is full
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return open(path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(export, "open", full_disk, raising=False)  # the picture writes of engine/export.py
+    monkeypatch.setattr(export, "open", full_disk, raising=False)  # engine.export writes every saved picture
     with pytest.raises(SystemExit) as exit_info:
         main.main(run_args(sample_images, out, *engine_args(tiny_model_source, tiny_cache_dir)))
     assert exit_info.value.code == 2
@@ -159,9 +159,8 @@ def test_a_save_that_fails_after_the_work_keeps_the_result(tiny_model_source, ti
     assert not list(tmp_path.glob("result*"))  # nothing half-written where the save failed
 
 
-def test_ctrl_c_writes_the_partial_result(tiny_model_source, tiny_cache_dir, sample_images, tmp_path, capsys,
-                                          monkeypatch):
-    """Ctrl-C during the optimisation: the run stops at its next step and writes OUT-partial.png/.json."""
+def interrupt_at_first_step(monkeypatch) -> None:
+    """`run`'s progress bar presses Ctrl-C at the optimisation's first step (of every photo)."""
     from cli import run
 
     class InterruptAtFirstStep(run.ProgressBar):
@@ -171,6 +170,12 @@ def test_ctrl_c_writes_the_partial_result(tiny_model_source, tiny_cache_dir, sam
                 os.kill(os.getpid(), signal.SIGINT)  # as the terminal does: KeyboardInterrupt on the main thread
 
     monkeypatch.setattr(run, "ProgressBar", InterruptAtFirstStep)
+
+
+def test_ctrl_c_writes_the_partial_result(tiny_model_source, tiny_cache_dir, sample_images, tmp_path, capsys,
+                                          monkeypatch):
+    """Ctrl-C during the optimisation: the run stops at its next step and writes OUT-partial.png/.json."""
+    interrupt_at_first_step(monkeypatch)
     out = tmp_path / "result.png"
     args = run_args(sample_images, out, *engine_args(tiny_model_source, tiny_cache_dir))
     args[args.index("--steps") + 1] = "20"

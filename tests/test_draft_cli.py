@@ -39,7 +39,9 @@ def test_cli_writes_png_and_json_with_quick_regions(images, capsys):
     assert meta["matches"]["by_region"]["1"] == {"reference": 1, "reference_region": None, "score": None,
                                                  "pinned": True}
     assert set(meta["matches"]["by_region"]) == set(meta["regions"]["by_id"])
-    assert meta["inputs"]["references"][1].endswith("cool.png")
+    assert meta["inputs"]["references"][1]["name"] == "cool.png"  # a name and a pixel hash, never a path
+    assert len(meta["inputs"]["references"][1]["sha256"]) == 64
+    assert str(images) not in out.with_suffix(".json").read_text() + json.dumps(Image.open(out).text)
     printed = capsys.readouterr().out
     assert "quick regions" in printed and "(pinned)" in printed
 

@@ -302,7 +302,7 @@ def test_no_single_hostile_value_in_a_session_breaks_open_run_or_save(tmp_path):
         except SchemaError:
             continue
         accepted += 1
-        stage3 = Session.stage3(SimpleNamespace(**{**defaults, **saved.params}))
+        stage3 = Session.stage3(SimpleNamespace(**{**defaults, **saved.params}, stage3_base=None))
         assert stage3.steps >= 1 and stage3.lr >= 0, place
         assert all(type(region) is int for region in saved.pins), place
         assert all(Path(record.file).name == record.file for record in saved.history), place

@@ -23,20 +23,33 @@ def quarters() -> np.ndarray:
     return labels
 
 
-@pytest.fixture
-def window(make_window, qtbot, tmp_path):
-    """A window whose photo has the known quarters map; region 1's lower half differs in its stage-1 features."""
+def analysed_window(make_window, qtbot, tmp_path, size: tuple[int, int]):
+    """A shown window of `size` with a photo and two references, analysed and matched by its FakeEngine
+    (`engine_for_test`)."""
     engine = FakeEngine()
     window = make_window(engine)
-    window.resize(1200, 900)
+    window.resize(*size)
     window.show()
     open_photo(window, tmp_path)
     qtbot.waitUntil(lambda: window.session.match_table is not None, timeout=20000)
-    fmix = np.zeros((2, SIZE, SIZE), np.float32)
-    fmix[0, 16:32, :32] = 5.0
-    fmix[1] = np.arange(SIZE * SIZE, dtype=np.float32).reshape(SIZE, SIZE) * 1e-4
-    window.session.analysis = dataclasses.replace(window.session.analysis, labels=quarters(), fmix=fmix)
     window.engine_for_test = engine
+    return window
+
+
+def features(rows: slice, cols: slice) -> np.ndarray:
+    """Stage-1 features on the grid in which the cells at (rows, cols) stand out: an automatic split finds them."""
+    fmix = np.zeros((2, SIZE, SIZE), np.float32)
+    fmix[0, rows, cols] = 5.0
+    fmix[1] = np.arange(SIZE * SIZE, dtype=np.float32).reshape(SIZE, SIZE) * 1e-4
+    return fmix
+
+
+@pytest.fixture
+def window(make_window, qtbot, tmp_path):
+    """A window whose photo has the known quarters map; region 1's lower half differs in its stage-1 features."""
+    window = analysed_window(make_window, qtbot, tmp_path, (1200, 900))
+    window.session.analysis = dataclasses.replace(window.session.analysis, labels=quarters(),
+                                                  fmix=features(slice(16, 32), slice(0, 32)))
     return window
 
 
@@ -63,15 +76,21 @@ def check_undo_redo(window, before: np.ndarray, after: np.ndarray) -> None:
     assert np.array_equal(session.region_labels(), after)
 
 
-def test_brush_paints_into_the_selected_region_and_the_draft_follows(window, qtbot):
-    tools, view = window.content_panel.tools, window.content_panel.view
-    window.session.selected_region = 2
+def brush_into_region_2(qtbot, tools, view) -> np.ndarray:
+    """A one-cell brush stroke in region 1 of the quarters map shown in `view`, with region 2 selected there: the
+    map expected after it."""
     tools.tool_actions["brush"].trigger()
     tools.size_box.setValue(1)
     assert view.cursor().shape() == Qt.CursorShape.CrossCursor
     stroke(qtbot, view, [(10, 10), (10, 11), (10, 12)])
     expected = quarters()
     expected[10, 10:13] = 2
+    return expected
+
+
+def test_brush_paints_into_the_selected_region_and_the_draft_follows(window, qtbot):
+    window.session.selected_region = 2
+    expected = brush_into_region_2(qtbot, window.content_panel.tools, window.content_panel.view)
     check_undo_redo(window, quarters(), expected)
     engine = window.engine_for_test
     qtbot.waitUntil(lambda: bool(engine.drafts) and engine.drafts[-1].content.region_edit is not None,
@@ -98,13 +117,18 @@ def test_brush_size_keys_and_a_new_region_then_the_eraser_restores(window, qtbot
     check_undo_redo(window, painted, quarters())
 
 
-def test_split_by_stroke(window, qtbot):
-    tools, view = window.content_panel.tools, window.content_panel.view
+def split_by_stroke(qtbot, tools, view) -> np.ndarray:
+    """A one-cell split stroke across region 2 of the quarters map shown in `view`: the map expected after it."""
     tools.tool_actions["split"].trigger()
     tools.size_box.setValue(1)
     stroke(qtbot, view, [(5, 40), (5, 41), (5, 42)])
     expected = quarters()
     expected[5, 40:43] = 5
+    return expected
+
+
+def test_split_by_stroke(window, qtbot):
+    expected = split_by_stroke(qtbot, window.content_panel.tools, window.content_panel.view)
     check_undo_redo(window, quarters(), expected)
 
 

@@ -29,6 +29,7 @@ class FakeEngine:
         self.analyze_fails_with = analyze_fails_with
         self.calls: list[str] = []
         self.drafts: list = []  # the DraftRequest of every draft made (not cancelled)
+        self.matched: list = []  # the (content, references) ImageRefs of every match
 
     def device_summary(self) -> str:
         return "CPU: slow"
@@ -48,6 +49,7 @@ class FakeEngine:
 
     def match(self, content, references, pins=None, stage1=None, params=None, on_event=None, cancel=None):
         self.calls.append(f"match {len(references)}")
+        self.matched.append((content, list(references)))
         content_ids = self.analyze(content).region_ids
         pairs = []
         for index, ref in enumerate(references):

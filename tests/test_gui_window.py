@@ -159,12 +159,12 @@ def test_run_updates_preview_and_shows_result(make_window, qtbot, images, tmp_pa
     queue = window.controller.queue
     with qtbot.waitSignal(queue.done, timeout=20000, check_params_cb=lambda job, _: job.kind == "transfer"):
         window.generation_panel.run_button.click()
-        assert not window.generation_panel.run_button.isEnabled()
+        assert window.generation_panel.run_button.text() == "Add to queue"  # Run queues the next while one runs
     assert len([p for p in previews if p is not None]) >= 2
     record = window.session.result
     assert record is not None and not record.cancelled and record.steps_done == 8
     assert window.result_panel.compare.after is not None
-    assert window.generation_panel.run_button.isEnabled()
+    assert window.generation_panel.run_button.text() == "Run"
 
     import json
 
@@ -175,8 +175,8 @@ def test_run_updates_preview_and_shows_result(make_window, qtbot, images, tmp_pa
     with Image.open(out) as saved:
         meta = json.loads(saved.info["stylegallery"])
     assert meta["params"]["stage3"]["steps"] == 8 and meta["status"] == "finished"
-    assert [Path(p).name for p in meta["references"]] == [window.gallery.path(r.id).name
-                                                          for r in window.gallery.references]
+    assert [(r["name"], r["sha256"]) for r in meta["references"]] == [(r.name, r.sha256)
+                                                                       for r in window.gallery.references]
 
 
 def test_cancel_leaves_the_window_responsive(make_window, qtbot, images, tmp_path):

@@ -72,3 +72,32 @@ def test_an_edit_made_at_another_working_size_is_set_aside_with_a_notice(qtbot, 
 def test_a_damaged_saved_edit_is_refused_by_the_check(edit):
     with pytest.raises(SchemaError, match="region_edit"):
         parse_session(json.loads(json.dumps({"region_edit": edit})))
+
+
+def test_a_reference_edit_is_saved_with_the_pins_restored_and_checked(qtbot, tmp_path):
+    session = opened(tmp_path)
+    automatic = np.ones((8, 8), dtype=np.int64)
+    automatic[:, 4:] = 2
+    override = edits.paint(automatic, edits.empty_override(automatic), edits.brush_cells((8, 8), (2, 2), 2), None)
+    session.pin(1, PinTarget("ref-a", 2))
+    session.edit_regions(override, "Brush", "ref-a", automatic)
+    assert session.region_override is None and np.array_equal(session.reference_overrides["ref-a"], override)
+    assert session.reference_edit("ref-a", automatic).override is override
+    assert session.reference_edit("ref-a", np.ones((4, 4), np.int64)) is None  # it fits another size only
+    assert session.save()
+    saved = load_document(tmp_path / "abc" / "session.json", SESSION_VERSION, validate=parse_session).data
+    assert np.array_equal(saved.reference_overrides["ref-a"], override)
+    again = opened(tmp_path)
+    assert np.array_equal(again.reference_labels("ref-a", automatic), edits.edited_labels(automatic, override))
+    assert again.pins == {1: PinTarget("ref-a", 2)}
+    again.fit_reference_edit("ref-a", np.ones((4, 4), np.int64))  # analysed at another working size
+    assert "ref-a" not in again.reference_overrides and again.error.kind == "region_edit_dropped"
+
+
+@pytest.mark.parametrize("rows", [[{"ref_id": "", "rows": 1, "cols": 1, "cells": [0]}],
+                                  [{"ref_id": "a", "rows": 1, "cols": 1, "cells": [0]}] * 2,
+                                  [{"ref_id": "a", "rows": 1, "cols": 2, "cells": [0, 300]}],
+                                  [{"rows": 1, "cols": 1, "cells": [0]}]])
+def test_a_damaged_saved_reference_edit_is_refused_by_the_check(rows):
+    with pytest.raises(SchemaError, match="reference_edits"):
+        parse_session(json.loads(json.dumps({"reference_edits": rows})))

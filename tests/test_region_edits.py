@@ -12,7 +12,7 @@ from engine.errors import InvalidRequest
 from engine.params import EDIT_COLOUR_REGION_BASE, Stage1Params, Stage3Params
 from engine.stage1 import edits
 from engine.stage1.edits import RegionEdit
-from engine.types import ImageRef, TransferRequest
+from engine.types import DraftRequest, ImageRef, TransferRequest
 
 SQUARE = Stage1Params(size_policy="square", image_size=64)  # an 8 x 8 grid for any photo
 
@@ -166,3 +166,75 @@ def test_match_and_transfer_use_the_edited_map(tiny_engine, sample_images, monke
     assert np.array_equal(seen["labels"], edits.edited_labels(automatic, override))
     assert sorted(result.matches.matches) == [first]
     assert others, "the tiny analysis should find more than one region"
+
+
+def c_shape() -> list[tuple[float, float]]:
+    """A concave 'C' (row, col corners on the 8 x 8 grid): arms rows 1-2 and 5-6, back cols 1-2, notch open right."""
+    return [(1, 1), (1, 7), (3, 7), (3, 3), (5, 3), (5, 7), (7, 7), (7, 1)]
+
+
+def test_the_lasso_fills_the_inside_of_a_polygon_concave_too():
+    square = edits.polygon_cells((8, 8), [(1, 1), (1, 5), (5, 5), (5, 1)])
+    expected = np.zeros((8, 8), dtype=bool)
+    expected[1:5, 1:5] = True
+    assert np.array_equal(square, expected)
+    inside = edits.polygon_cells((8, 8), c_shape())
+    expected = np.zeros((8, 8), dtype=bool)
+    expected[1:3, 1:7] = True  # top arm
+    expected[3:5, 1:3] = True  # the back of the C
+    expected[5:7, 1:7] = True  # bottom arm; the notch (rows 3-4, cols 3-6) stays out
+    assert np.array_equal(inside, expected)
+    assert np.array_equal(edits.polygon_cells((8, 8), c_shape()[::-1]), expected)  # either way round
+    triangle = edits.polygon_cells((8, 8), [(0, 0), (0, 8), (8, 0)])
+    assert np.array_equal(triangle, np.add.outer(np.arange(8), np.arange(8)) + 1 < 8)  # centres below the diagonal
+    with pytest.raises(InvalidRequest, match="three points"):
+        edits.polygon_cells((8, 8), [(0, 0), (4, 4)])
+
+
+def test_the_lasso_splits_the_region_it_takes_part_of():
+    automatic, empty = quarters(), edits.empty_override(quarters())
+    inside = edits.polygon_cells((8, 8), [(0, 1), (0, 6), (4, 6), (4, 1)])  # 12 cells of region 1, 8 of region 2
+    expected = quarters()
+    expected[:4, 1:4] = 5
+    assert np.array_equal(edits.edited_labels(automatic, edits.split_by_lasso(automatic, empty, inside)), expected)
+    expected = quarters()
+    expected[:4, 4:6] = 5  # the selected region, when the lasso takes part of it
+    assert np.array_equal(edits.edited_labels(automatic, edits.split_by_lasso(automatic, empty, inside, 2)), expected)
+    whole_and_part = edits.polygon_cells((8, 8), [(0, 0), (0, 4), (5, 4), (5, 0)])  # all of 1, a row of 3
+    assert edits.lasso_region(automatic, whole_and_part) == 3
+    with pytest.raises(InvalidRequest, match="not none or all"):
+        edits.split_by_lasso(automatic, empty, edits.polygon_cells((8, 8), [(0, 0), (0, 4), (4, 4), (4, 0)]))
+    with pytest.raises(InvalidRequest, match="draw it larger"):
+        edits.lasso_region(automatic, np.zeros((8, 8), dtype=bool))
+
+
+def test_match_transfer_and_draft_use_the_edited_reference_map(tiny_engine, sample_images, monkeypatch):
+    content = ImageRef(sample_images["content"])
+    reference = tiny_engine.analyze(ImageRef(sample_images["ref0"]))
+    corner = np.zeros(reference.labels.shape, dtype=bool)
+    corner[: corner.shape[0] // 2, : corner.shape[1] // 2] = True
+    override = edits.paint(reference.labels, edits.empty_override(reference.labels), corner, None)  # a new region
+    labels = edits.edited_labels(reference.labels, override)
+    new = int(labels.max())
+    assert new not in reference.region_ids
+    edited = ImageRef(sample_images["ref0"], region_edit=RegionEdit(override))
+    table = tiny_engine.match(content, [edited])
+    assert {pair.style_region for pair in table.pairs} == {int(r) for r in np.unique(labels)}
+    import engine.stage3.stylize as stylize_module
+
+    seen = {}
+    real = stylize_module.stylize
+
+    def spy(sd, embeds, content_inputs, reference_inputs, *args, **kwargs):
+        seen["labels"] = np.array(reference_inputs[0].labels)
+        return real(sd, embeds, content_inputs, reference_inputs, *args, **kwargs)
+
+    monkeypatch.setattr(stylize_module, "stylize", spy)
+    tiny_engine.transfer(TransferRequest(content, [edited], stage3=dataclasses.replace(Stage3Params(), steps=1)))
+    assert np.array_equal(seen["labels"], labels)
+    drafter = tiny_engine.drafter
+    given = []
+    monkeypatch.setattr(drafter, "draft", lambda *args, **kwargs: given.append(kwargs["reference_labels"][0]))
+    for ref in (ImageRef(sample_images["ref0"]), edited):  # the draft's match key holds the reference's edit
+        tiny_engine.draft(DraftRequest(content, [ref], regions="method"))
+    assert np.array_equal(given[0], reference.labels) and np.array_equal(given[1], labels)

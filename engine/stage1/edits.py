@@ -100,6 +100,13 @@ def split_by_mask(automatic: np.ndarray, override: np.ndarray, region: int, stro
     return _assign(automatic, override, inside, new_region_id(automatic, override))
 
 
+def split_by_lasso(automatic: np.ndarray, override: np.ndarray, inside: np.ndarray,
+                   preferred: int | None = None) -> np.ndarray:
+    """The lasso's `inside` (bool (h, w), `polygon_cells`) becomes a new region, cut out of `lasso_region`'s choice."""
+    region = lasso_region(edited_labels(automatic, override), inside, preferred)
+    return split_by_mask(automatic, override, region, inside)
+
+
 def split_automatic(automatic: np.ndarray, override: np.ndarray, region: int, fmix: np.ndarray,
                     params: Stage1Params) -> np.ndarray:
     """`region` split in two by the method's own k-means (k = 2, its restarts, iterations, tolerance and seed) on its
@@ -152,6 +159,41 @@ def brush_cells(shape: tuple[int, int], centre: tuple[float, float], size: int) 
     if 0 <= row < shape[0] and 0 <= col < shape[1]:
         cells[row, col] = True
     return cells
+
+
+def polygon_cells(shape: tuple[int, int], points: list[tuple[float, float]]) -> np.ndarray:
+    """The lasso's inside: cells (bool (h, w)) whose centre lies inside the closed polygon `points` ((row, col) in
+    cell units, the last point joined back to the first), by the even-odd rule, so concave and self-crossing
+    outlines fill as a painting program fills them. One pass per edge: it finishes for any outline."""
+    if len(points) < 3:
+        raise InvalidRequest("A lasso needs at least three points")
+    rows = np.arange(shape[0], dtype=np.float64)[:, None] + 0.5
+    cols = np.arange(shape[1], dtype=np.float64)[None, :] + 0.5
+    inside = np.zeros(shape, dtype=bool)
+    corners = np.asarray(points, dtype=np.float64)
+    for (row0, col0), (row1, col1) in zip(corners, np.roll(corners, -1, axis=0)):
+        if row0 == row1:
+            continue  # a horizontal edge crosses no row of centres an odd number of times
+        crossing = (row0 <= rows) != (row1 <= rows)
+        col_at = col0 + (rows - row0) * (col1 - col0) / (row1 - row0)
+        inside ^= crossing & (cols < col_at)
+    return inside
+
+
+def lasso_region(current: np.ndarray, inside: np.ndarray, preferred: int | None = None) -> int:
+    """The region a lasso splits: `preferred` (the selected region) when the lasso takes part of it, else the region
+    with the most cells inside that the lasso does not take whole (the one an outline drawn around part of a region
+    means), else the most covered one (whose split is then refused with its reason)."""
+    _check_shape(current, inside)
+    ids, counts = np.unique(current[inside], return_counts=True)
+    if ids.size == 0:
+        raise InvalidRequest("The lasso holds no cell: draw it larger")
+    totals = np.array([(current == region).sum() for region in ids])
+    partial = counts < totals
+    if preferred is not None and preferred in ids[partial]:
+        return int(preferred)
+    pool = np.flatnonzero(partial) if partial.any() else np.arange(ids.size)
+    return int(ids[pool[np.argmax(counts[pool])]])
 
 
 def removed_regions(before: np.ndarray, after: np.ndarray) -> set[int]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from engine.errors import ImageUnreadable, StyleGalleryError
-from engine.images import load_image, pixel_sha256
+from engine.images import IMAGE_SUFFIXES, load_image, pixel_sha256
 from engine.persistence import load_document, save_json_atomic
 from engine.schema import SchemaError, file_name, items, member
 from engine.types import Analysis, ImageRef
@@ -28,7 +28,6 @@ from .disk_errors import disk_error_info
 from .errors import ErrorInfo, document_problem
 
 INDEX_VERSION = 1
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
 
 
 @dataclass(frozen=True)

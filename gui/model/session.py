@@ -11,12 +11,17 @@ unreadable session opens read-only. Runs whose result file is missing stay in th
 Pins name regions of the map shown: the method's (stage 1) once the photo is analysed, else the instant draft's
 quick regions. Their ids differ, so pins made on quick regions are dropped when the method's regions arrive.
 
-The artist's hand edit of the method's regions (`region_override`, engine/stage1/edits.py) is saved beside the
-pins and goes through the same undo stack; an edit that removes a pinned region drops that pin with a notice.
+The artist's hand edits of the method's regions (engine/stage1/edits.py) are saved beside the pins and go through
+the same undo stack: the photo's (`region_override`) and each reference's (`reference_overrides`, by gallery id).
+They live in the photo's session, not in the gallery, because the pins that name reference regions live here: one
+document keeps the pins and the maps they point at consistent (another photo's pins are never left naming a region
+that an edit made for this one removed). An edit that removes a pinned region drops that pin with a notice.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,8 +30,9 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QUndoStack
 
 from engine.errors import StyleGalleryError
-from engine.params import EDIT_MAX_REGION_ID, FAST_MODES, Stage3Params, stage3_for_fast_mode
+from engine.params import FAST_MODES, Stage3Params, stage3_for_fast_mode
 from engine.persistence import load_document, save_json_atomic
+from engine.recipe import edit_document, parse_edit
 from engine.schema import SchemaError, expect, file_name, items, member, number, one_of, whole
 from engine.stage1.edits import RegionEdit, edited_labels, removed_regions
 from engine.types import Pin
@@ -87,6 +93,7 @@ class SavedSession:
     params: dict  # the saved ones of steps, content_weight, lr, seed, fast_mode
     history: list[RunRecord]
     region_override: np.ndarray | None = None  # the hand edit of the method's regions (0 = automatic)
+    reference_overrides: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # by gallery id
 
 
 PIN_SOURCES = ("method", "quick")
@@ -108,23 +115,36 @@ def parse_session(data) -> SavedSession:
     params = {name: checks[name](saved[name], f"params.{name}") for name in SAVED_PARAMS if name in saved}
     history = [_run_record(row, where) for row, where in items(member(data, "history", list, "session", []),
                                                                  "history")]
+    references = {}
+    for row, where in items(member(data, "reference_edits", list, "session", []), "reference_edits"):
+        ref_id = member(row, "ref_id", str, where)
+        if not ref_id or ref_id in references:
+            raise SchemaError(f"{where}.ref_id: empty, or a reference edited twice")
+        references[ref_id] = _region_override(row, where)
     return SavedSession(pins, one_of(member(data, "pins_source", str, "session", "method"), PIN_SOURCES,
                                      "pins_source"), params, history,
-                        _region_override(member(data, "region_edit", (dict, type(None)), "session", None)))
+                        _region_override(member(data, "region_edit", (dict, type(None)), "session", None)),
+                        references)
 
 
-def _region_override(row: dict | None) -> np.ndarray | None:
-    """The saved edit: {"rows", "cols", "cells": rows * cols region ids (0 = automatic), row by row}."""
-    if row is None:
-        return None
-    rows = whole(member(row, "rows", int, "region_edit"), "region_edit.rows", 1)
-    cols = whole(member(row, "cols", int, "region_edit"), "region_edit.cols", 1)
-    cells = member(row, "cells", list, "region_edit")
-    if len(cells) != rows * cols:
-        raise SchemaError(f"region_edit.cells: expected {rows * cols} values, found {len(cells)}")
-    if not all(type(v) is int and 0 <= v <= EDIT_MAX_REGION_ID for v in cells):
-        raise SchemaError(f"region_edit.cells: expected region ids 0..{EDIT_MAX_REGION_ID}")
-    return np.asarray(cells, dtype=np.int64).reshape(rows, cols)
+def session_document(content: Path | None, saved: SavedSession) -> dict:
+    """A session as the JSON that `parse_session` reads back."""
+    override = saved.region_override
+    return {
+        "content": str(content) if content else None,
+        "pins": [{"region": r, **asdict(t)} for r, t in sorted(saved.pins.items())],
+        "pins_source": saved.pins_source,
+        "region_edit": None if override is None else edit_document(override),
+        "reference_edits": [{"ref_id": ref_id, **edit_document(edit)}
+                            for ref_id, edit in sorted(saved.reference_overrides.items())],
+        "params": saved.params,
+        "history": [asdict(r) for r in saved.history],
+    }
+
+
+def _region_override(row: dict | None, where: str = "region_edit") -> np.ndarray | None:
+    """A saved edit (`engine.recipe.edit_document`'s form), or None."""
+    return None if row is None else parse_edit(row, where)
 
 
 def _run_record(row, where: str) -> RunRecord:
@@ -155,6 +175,7 @@ class Session(QObject):
     overlay_visible_changed = Signal(object)
     reference_maps_changed = Signal(object)
     selected_region_changed = Signal(object)
+    selected_style_region_changed = Signal(object)
     hovered_region_changed = Signal(object)
     steps_changed = Signal(object)
     content_weight_changed = Signal(object)
@@ -180,6 +201,7 @@ class Session(QObject):
     pins_changed = Signal()
     regions_changed = Signal()  # the region map pins refer to changed (analysis arrived, quick regions, an edit)
     region_override_changed = Signal(object)
+    reference_regions_changed = Signal(str)  # a reference's hand edit changed (its gallery id)
     history_changed = Signal()
 
     content = Property(None)  # Path of the photo
@@ -191,6 +213,7 @@ class Session(QObject):
     overlay_visible = Property(True)
     reference_maps = Property(False)  # gallery thumbnails show their region maps
     selected_region = Property(None)
+    selected_style_region = Property(None)  # (gallery id, region) last picked on a reference's map: its brush colour
     hovered_region = Property(None)
     steps = Property(_DEFAULT_STAGE3.steps, persist=True)
     content_weight = Property(_DEFAULT_STAGE3.content_weight, persist=True)
@@ -221,6 +244,8 @@ class Session(QObject):
         self.pins: dict[int, PinTarget] = {}
         self.pins_source = "method"  # the region map the pins were made on: "method" or "quick"
         self.history: list[RunRecord] = []
+        self.stage3_base: Stage3Params | None = None  # a restored result's stage-3 parameters (see `stage3`)
+        self.reference_overrides: dict[str, np.ndarray] = {}  # gallery id -> hand edit of that reference's map
         self.read_only = False  # the open content's session.json is newer or unreadable: never saved over
         self.undo_stack = QUndoStack(self)
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
@@ -242,19 +267,36 @@ class Session(QObject):
         self.analysis = None
         self.match_table = None
         self.match_refs = ()
-        self.selected_region = self.hovered_region = None
+        self.selected_region = self.hovered_region = self.selected_style_region = None
         self.result = None
         self.preview = None
         self.draft, self.draft_refs, self.draft_message = None, (), ""
         self.content_sha = sha256
         self.pins, self.history, self.pins_source, self.read_only = {}, [], "method", False
         self.region_override = None
+        self.stage3_base = None
+        edited_before, self.reference_overrides = set(self.reference_overrides), {}
         self._restore()
         self.content = Path(path)
         self.pins_changed.emit()
         self.history_changed.emit()
+        for ref_id in sorted(edited_before | set(self.reference_overrides)):  # this photo's reference maps
+            self.reference_regions_changed.emit(ref_id)
         if self.history:
             self.result = self.history[-1]
+
+    def known_photo(self, sha256: str) -> Path | None:
+        """Where the photo with these pixels was last opened from on this computer (its saved session says so), if
+        a file is still there; for restoring a result (gui/restore.py), which knows the photo by hash only."""
+        if sha256 == self.content_sha and self.content is not None:
+            return Path(self.content)
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            return None  # never a path out of the sessions folder
+        try:
+            saved = json.loads((self.folder / sha256 / "session.json").read_text(encoding="utf-8"))["data"]["content"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return Path(saved) if isinstance(saved, str) and Path(saved).is_file() else None
 
     # ----- pins and matches
     def set_pin(self, region: int, target: PinTarget | None) -> None:
@@ -284,6 +326,18 @@ class Session(QObject):
             self.pin(region, None)
         self.undo_stack.endMacro()
 
+    def restore_pins(self, pins: list[tuple[int, PinTarget]], region_override: np.ndarray | None) -> None:
+        """A saved result's pins (made on the method's regions, in this order) and region edit in place of this
+        photo's, as one undo step."""
+        self.undo_stack.beginMacro("Restore a result's pins and regions")
+        self.clear_pins()
+        self.edit_regions(region_override if region_override is not None else np.zeros((1, 1), np.int64),
+                          "Restore the region edit")
+        self.pins_source = "method"
+        for region, target in pins:
+            self.pin(region, target)
+        self.undo_stack.endMacro()
+
     # ----- the region map
     def region_labels(self) -> np.ndarray | None:
         """The region map shown and pinned: the method's once analysed (with the artist's edit), else the draft's
@@ -302,28 +356,80 @@ class Session(QObject):
             return None
         return RegionEdit(self.region_override)
 
-    def set_region_override(self, override: np.ndarray | None) -> None:
-        """Model setter used by the undo commands (widgets call `edit_regions`): pins on regions the new map no
-        longer has are dropped, with a notice naming them."""
-        before = self.region_labels()
-        self.region_override = None if override is None or not override.any() else override
-        after = self.region_labels()
-        gone = sorted(removed_regions(before, after) & set(self.pins)) if before is not None else []
+    def override_of(self, ref_id: str | None = None) -> np.ndarray | None:
+        """The hand edit of the photo's map (`ref_id` None) or of reference `ref_id`'s."""
+        return self.region_override if ref_id is None else self.reference_overrides.get(ref_id)
+
+    def reference_labels(self, ref_id: str, automatic: np.ndarray | None) -> np.ndarray | None:
+        """Reference `ref_id`'s map as shown, matched and pinned: its `automatic` labels with the artist's edit."""
+        override = self.reference_overrides.get(ref_id)
+        if automatic is None or override is None or override.shape != automatic.shape:
+            return automatic
+        return edited_labels(automatic, override)
+
+    def reference_edit(self, ref_id: str, automatic: np.ndarray | None) -> RegionEdit | None:
+        """Reference `ref_id`'s edit for engine requests: None without one, or when it does not fit the `automatic`
+        labels it would apply to (not analysed yet, or analysed at another working size)."""
+        override = self.reference_overrides.get(ref_id)
+        if automatic is None or override is None or override.shape != automatic.shape:
+            return None
+        return RegionEdit(override)
+
+    def fit_reference_edit(self, ref_id: str, automatic: np.ndarray) -> None:
+        """A reference's analysis arrived: an edit made at another working size is set aside, with a notice (as the
+        photo's is in `_analysis_changed`)."""
+        override = self.reference_overrides.get(ref_id)
+        if override is not None and override.shape != automatic.shape:
+            del self.reference_overrides[ref_id]
+            self.undo_stack.clear()
+            self.modified.emit("regions")
+            self.reference_regions_changed.emit(ref_id)
+            self.show_error(ErrorInfo("region_edit_dropped", "A reference's region edit was made at another working "
+                                      "size and no longer fits its regions: it was set aside",
+                                      "Paint that reference's regions again."), "regions")
+
+    def set_region_override(self, override: np.ndarray | None, ref_id: str | None = None,
+                            automatic: np.ndarray | None = None) -> None:
+        """Model setter used by the undo commands (widgets call `edit_regions`) for the photo's map, or with `ref_id`
+        for that reference's (made on its `automatic` labels): pins on regions the new map no longer has are dropped,
+        with a notice naming them."""
+        override = None if override is None or not override.any() else override
+        if ref_id is None:
+            before = self.region_labels()
+            self.region_override = override
+            removed = removed_regions(before, self.region_labels()) if before is not None else set()
+            gone = sorted(removed & set(self.pins))
+            lost = f"region {', '.join(map(str, gone))}: its pin was dropped"
+        else:
+            before = self.reference_labels(ref_id, automatic)
+            if override is None:
+                self.reference_overrides.pop(ref_id, None)
+            else:
+                self.reference_overrides[ref_id] = override
+            removed = removed_regions(before, self.reference_labels(ref_id, automatic)) if before is not None else set()
+            gone = sorted(r for r, t in self.pins.items() if t.ref_id == ref_id and t.style_region in removed)
+            targets = sorted({self.pins[r].style_region for r in gone})
+            lost = (f"reference region {', '.join(map(str, targets))}: the pin of photo region "
+                    f"{', '.join(map(str, gone))} was dropped")
         for region in gone:
             self.set_pin(region, None)
         if gone:
-            names = ", ".join(map(str, gone))
-            self.show_error(ErrorInfo("pins_dropped", f"The region edit removed region {names}: its pin was dropped",
+            self.show_error(ErrorInfo("pins_dropped", f"The region edit removed {lost}",
                                       "Undo (Ctrl+Z) brings the region and its pin back."), "regions")
         self.modified.emit("regions")
-        self.regions_changed.emit()
+        if ref_id is None:
+            self.regions_changed.emit()
+        else:
+            self.reference_regions_changed.emit(ref_id)
 
-    def edit_regions(self, override: np.ndarray, text: str) -> None:
-        """Apply a new override as one undoable step named `text` (nothing when it changes nothing)."""
-        old = self.region_override
+    def edit_regions(self, override: np.ndarray, text: str, ref_id: str | None = None,
+                     automatic: np.ndarray | None = None) -> None:
+        """Apply a new override of the photo's map (or of reference `ref_id`'s, made on its `automatic` labels) as one
+        undoable step named `text` (nothing when it changes nothing)."""
+        old = self.override_of(ref_id)
         if old is None and not override.any() or old is not None and np.array_equal(old, override):
             return
-        self.undo_stack.push(EditRegions(self, override, old, text))
+        self.undo_stack.push(EditRegions(self, override, old, text, ref_id, automatic))
 
     def region_source(self) -> str:
         """"method", "quick" (the draft's classical stand-in) or "" (no map yet)."""
@@ -405,9 +511,21 @@ class Session(QObject):
 
     # ----- parameters
     def stage3(self) -> Stage3Params:
-        """The run's stage-3 parameters: the fast mode's schedule with the artist's numbers over it."""
-        return dataclasses.replace(stage3_for_fast_mode(self.fast_mode), steps=int(self.steps),
-                                   lr=float(self.lr), content_weight=float(self.content_weight), seed=int(self.seed))
+        """The run's stage-3 parameters: the fast mode's schedule (or a restored result's parameters, while its fast
+        mode is chosen) with the artist's numbers over it."""
+        base = self.stage3_base
+        if base is None or base.fast_mode != self.fast_mode:
+            base = stage3_for_fast_mode(self.fast_mode)
+        return dataclasses.replace(base, steps=int(self.steps), lr=float(self.lr),
+                                   content_weight=float(self.content_weight), seed=int(self.seed))
+
+    def restore_parameters(self, stage3: Stage3Params) -> None:
+        """A saved result's stage-3 parameters, all of them: those the panel shows, and the rest kept as the base of
+        `stage3` until another fast mode is chosen or another photo opened."""
+        self.stage3_base = None
+        self.fast_mode = stage3.fast_mode
+        self.stage3_base = stage3
+        self.steps, self.lr, self.content_weight, self.seed = stage3.steps, stage3.lr, stage3.content_weight, stage3.seed
 
     @Slot(object)
     def _apply_fast_mode(self, mode: str) -> None:
@@ -422,6 +540,28 @@ class Session(QObject):
         self.history_changed.emit()
         self.result = record
         self.save()
+
+    def record_run(self, sha: str, content: Path, record: RunRecord) -> None:
+        """Add a finished run to its photo's history: the open photo's here, another's (a queued run that ended after
+        the artist opened another photo) in its saved session. A session that cannot take it is a banner message."""
+        if sha == self.content_sha:
+            self.add_run(record)
+            return
+        path = self.folder / sha / "session.json"
+        loaded = load_document(path, SESSION_VERSION, validate=parse_session)
+        if loaded is not None and loaded.read_only:
+            self.show_error(ErrorInfo("document_read_only", f"The run of {content.name} is in {path.parent} but not "
+                                      "in its history: its session file is newer or unreadable",
+                                      "Nothing in the file was changed."), "run")
+            return
+        saved = loaded.data if loaded is not None and loaded.data is not None else SavedSession({}, "method", {}, [])
+        saved = dataclasses.replace(saved, history=[*saved.history, record])
+        try:
+            save_json_atomic(path, session_document(content, saved), SESSION_VERSION, validate=parse_session)
+        except StyleGalleryError as exc:  # a newer StyleGallery wrote it meanwhile: leave it to that one
+            self.show_error(ErrorInfo.from_exception(exc), "run")
+        except OSError as exc:
+            self.show_error(disk_error_info(f"add the run to the history of {content.name}", exc), "run")
 
     def result_path(self, record: RunRecord) -> Path:
         return self.run_folder / record.file
@@ -457,16 +597,9 @@ class Session(QObject):
         self._autosave.stop()
         if not self.content_sha or self.read_only:
             return True
-        data = {
-            "content": str(self.content) if self.content else None,
-            "pins": [{"region": r, **asdict(t)} for r, t in sorted(self.pins.items())],
-            "pins_source": self.pins_source,
-            "region_edit": None if self.region_override is None else {
-                "rows": int(self.region_override.shape[0]), "cols": int(self.region_override.shape[1]),
-                "cells": [int(v) for v in self.region_override.ravel()]},
-            "params": {name: getattr(self, name) for name in SAVED_PARAMS},
-            "history": [asdict(r) for r in self.history],
-        }
+        data = session_document(self.content, SavedSession(
+            self.pins, self.pins_source, {name: getattr(self, name) for name in SAVED_PARAMS}, self.history,
+            self.region_override, self.reference_overrides))
         try:
             save_json_atomic(self.run_folder / "session.json", data, SESSION_VERSION, validate=parse_session)
         except StyleGalleryError as exc:  # a newer StyleGallery wrote it meanwhile: leave it to that one
@@ -494,6 +627,7 @@ class Session(QObject):
             return
         self.pins, self.pins_source, self.history = saved.pins, saved.pins_source, saved.history
         self.region_override = saved.region_override
+        self.reference_overrides = dict(saved.reference_overrides)
         for name in SAVED_PARAMS:
             if name in saved.params:
                 setattr(self, name, saved.params[name])

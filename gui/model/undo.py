@@ -21,7 +21,8 @@ class RegionDocument(PinDocument, Protocol):
 
     pins: dict
 
-    def set_region_override(self, override: np.ndarray | None) -> None: ...
+    def set_region_override(self, override: np.ndarray | None, ref_id: str | None = None,
+                            automatic: np.ndarray | None = None) -> None: ...
 
 
 class PinRegion(QUndoCommand):
@@ -40,18 +41,21 @@ class PinRegion(QUndoCommand):
 
 
 class EditRegions(QUndoCommand):
-    """Replace the hand edit of the region map (`old` -> `new`, None = no edit). Undo also gives back the pins the
-    edit dropped, so it restores the document exactly."""
+    """Replace the hand edit of the photo's region map, or with `ref_id` of that reference's (made on its `automatic`
+    labels): `old` -> `new`, None = no edit. Undo also gives back the pins the edit dropped, so it restores the
+    document exactly."""
 
-    def __init__(self, document: RegionDocument, new: np.ndarray | None, old: np.ndarray | None, text: str):
+    def __init__(self, document: RegionDocument, new: np.ndarray | None, old: np.ndarray | None, text: str,
+                 ref_id: str | None = None, automatic: np.ndarray | None = None):
         super().__init__(text)
         self.document, self.new, self.old = document, new, old
+        self.ref_id, self.automatic = ref_id, automatic
         self.pins_before = dict(document.pins)
 
     def redo(self) -> None:
-        self.document.set_region_override(self.new)
+        self.document.set_region_override(self.new, self.ref_id, self.automatic)
 
     def undo(self) -> None:
-        self.document.set_region_override(self.old)
+        self.document.set_region_override(self.old, self.ref_id, self.automatic)
         for region, target in self.pins_before.items():
             self.document.set_pin(region, target)

@@ -70,7 +70,7 @@ class DraftPanel(QWidget):
         bind(session, "draft_strength", self.strength, "value")
         bind(session, "draft_preserve_colour", self.preserve, "checked")
         for signal in (session.draft_changed, session.drafting_changed, session.random_weights_changed,
-                       session.analysis_changed, session.running_changed, session.draft_strength_changed):
+                       session.analysis_changed, session.draft_strength_changed):
             signal.connect(self._refresh)
         session.draft_message_changed.connect(self._message_changed)
         self._refresh()
@@ -98,7 +98,7 @@ class DraftPanel(QWidget):
                                  f"{regions_text(draft, session.random_weights)} · {draft.seconds:.1f} s{busy}")
         self.save_button.setEnabled(draft is not None)
         ready = session.analysis is not None
-        self.refine_button.setEnabled(ready and not session.running)
+        self.refine_button.setEnabled(ready)  # during a run, Refine queues the next
         self.refine_button.setToolTip(REFINE_TIP if ready else REFINE_WAIT_TIP)
 
 

@@ -91,6 +91,7 @@ class GalleryPanel(QWidget):
         self.gallery.changed.connect(self._rebuild_timer.start)
         self.gallery.analysis_changed.connect(self._analysis_changed)
         self.session.reference_maps_changed.connect(self._rebuild_timer.start)
+        self.session.reference_regions_changed.connect(self._analysis_changed)  # a hand edit of a reference's map
         self.session.random_weights_changed.connect(self._label_maps)
         self._label_maps()
         self.rebuild()
@@ -263,7 +264,8 @@ class GalleryPanel(QWidget):
                 pixmap.fill(Qt.GlobalColor.darkGray)
             if analysis is not None:
                 painter = QPainter(pixmap)
-                painter.drawImage(pixmap.rect(), labels_rgba(analysis.labels, 150))
+                painter.drawImage(pixmap.rect(), labels_rgba(self.session.reference_labels(ref_id, analysis.labels),
+                                                             150))
                 painter.end()
             self._thumbs[key] = QIcon(pixmap)
         return self._thumbs[key]

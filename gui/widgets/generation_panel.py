@@ -1,4 +1,5 @@
-"""Generation controls (SPEC defaults, bound to the session), Run / Cancel, progress, loss and the live preview."""
+"""Generation controls (SPEC defaults, bound to the session), Run / Cancel, progress, loss, the run queue and the
+live preview. Run is never disabled: while a run goes, it queues the photo as it is now."""
 from __future__ import annotations
 
 from PySide6.QtCore import Slot
@@ -8,6 +9,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayo
 from ..model.properties import bind
 from ..model.session import Session
 from .images import qimage_from_array
+from .queue_panel import QueuePanel
 from .region_view import RegionView
 
 FAST_MODE_TIPS = {"none": "SPEC schedule: DDIM, 150 steps", "lcm": "LCM-LoRA: 28 steps x 3 iterations",
@@ -37,7 +39,7 @@ class GenerationPanel(QWidget):
 
         self.run_button = QPushButton("Run")
         self.run_button.setObjectName("runButton")
-        self.run_button.setToolTip("Start the style transfer (Ctrl+Return)")
+        self.run_button.setToolTip("Start the style transfer, or queue it after the running one (Ctrl+Return)")
         self.run_button.clicked.connect(controller.run)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the run after the current step (Esc)")
@@ -45,6 +47,7 @@ class GenerationPanel(QWidget):
         self.progress = QProgressBar()
         self.loss = QLabel("loss –")
         self.loss.setObjectName("lossLabel")
+        self.queue_panel = QueuePanel(controller.runs)
         self.preview = RegionView("Live preview")
         self.preview.setObjectName("previewView")
         self.preview.setMinimumSize(128, 128)
@@ -64,6 +67,7 @@ class GenerationPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.loss)
+        layout.addWidget(self.queue_panel)
         layout.addWidget(self.preview, 1)
 
         session.running_changed.connect(self._running_changed)
@@ -75,7 +79,7 @@ class GenerationPanel(QWidget):
 
     @Slot(object)
     def _running_changed(self, running: bool) -> None:
-        self.run_button.setEnabled(not running)
+        self.run_button.setText("Add to queue" if running else "Run")
         self.cancel_button.setEnabled(bool(running))
 
     @Slot(object)

@@ -2,7 +2,7 @@
 a pin drop-down), and a reference shown large with its own region map, whose regions can be clicked to pin."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -29,6 +29,8 @@ def swatch(region: int | None) -> QIcon:
 
 
 class MatchesPanel(QWidget):
+    reference_shown = Signal()  # the reference view shows another reference, or its map changed
+
     def __init__(self, controller, parent: QWidget | None = None):
         super().__init__(parent)
         self.controller = controller
@@ -81,6 +83,8 @@ class MatchesPanel(QWidget):
             signal.connect(self._rebuild_timer.start)
         self.session.selected_region_changed.connect(self._selection_changed)
         self.session.random_weights_changed.connect(self._show_reference)
+        self.session.reference_regions_changed.connect(self._reference_analysed)
+        self.session.selected_style_region_changed.connect(self._show_reference)
         self.session.models_missing_changed.connect(self._show_reference)
         self.gallery.analysis_changed.connect(self._reference_analysed)
         self.ref_view.clicked.connect(self._reference_region_clicked)
@@ -102,16 +106,20 @@ class MatchesPanel(QWidget):
                 image = None
             analysis = self.gallery.analysis(ref.id)
         self.ref_view.set_image(image)
-        self.ref_view.set_labels(None if analysis is None else analysis.labels)
+        labels = None if analysis is None else self.session.reference_labels(ref.id, analysis.labels)
+        self.ref_view.set_labels(labels)
         self.ref_view.set_note(RANDOM_WEIGHTS_NOTE if analysis is not None and self.session.random_weights else "")
         match = self.session.shown_match(self.session.selected_region) if self.session.selected_region else None
-        self.ref_view.set_strong({match.style_region} if match and match.ref_id == self.ref_id else set())
+        picked = self.session.selected_style_region
+        self.ref_view.set_strong(({match.style_region} if match and match.ref_id == self.ref_id else set())
+                                 | ({picked[1]} if picked is not None and picked[0] == self.ref_id else set()))
         if ref is None:
             self.ref_caption.setText("")
         else:
-            state = (count(len(analysis.region_ids), "region") if analysis is not None else
+            state = (count(len(set(labels.ravel().tolist())), "region") if labels is not None else
                      "not analysed: needs the full model" if self.session.models_missing else "analysing…")
             self.ref_caption.setText(f"<b>{ref.name}</b> ({state})")
+        self.reference_shown.emit()
 
     @Slot(str)
     def _reference_analysed(self, ref_id: str) -> None:
@@ -120,8 +128,14 @@ class MatchesPanel(QWidget):
 
     @Slot(object)
     def _reference_region_clicked(self, style_region: int | None) -> None:
+        """Pick a reference region (the region tools' brush colour there; click it again to let go) and pin the
+        selected photo region to it."""
+        if self.ref_id is None or style_region is None:
+            return
+        picked = (self.ref_id, style_region)
+        self.session.selected_style_region = None if self.session.selected_style_region == picked else picked
         region = self.session.selected_region
-        if region is not None and self.ref_id is not None and style_region is not None:
+        if region is not None:
             self.session.pin(region, PinTarget(self.ref_id, style_region))
 
     @Slot(object)
