@@ -68,6 +68,7 @@ class ProgressBar:
 
 def add_engine_args(parser) -> None:
     """Model, device and cache options shared by every command that runs the engine."""
+    from engine.cache import DEFAULT_BUDGET_BYTES
     from engine.params import DEFAULT_DINOV2_SOURCE, DEFAULT_SD_SOURCE, DEPTH_SOURCES
 
     group = parser.add_argument_group("models and device")
@@ -82,8 +83,27 @@ def add_engine_args(parser) -> None:
     group.add_argument("--device", default="auto", help="auto, cuda, cpu or a torch device string")
     group.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                        help="precision the models run in (auto: fp16 on a CUDA GPU, else fp32)")
-    group.add_argument("--cache-dir", default=None, help="stage cache folder (default: the user data folder)")
+    group.add_argument("--cache-dir", default=None,
+                       help="stage cache folder (default: $STYLEGALLERY_CACHE, else the user cache folder, as the "
+                            "window's)")
+    group.add_argument("--cache-budget", type=cache_budget, default=DEFAULT_BUDGET_BYTES, metavar="GB",
+                       help=f"the cache's size limit; the least recently used entries go first "
+                            f"(default {DEFAULT_BUDGET_BYTES >> 30} GB)")
     group.add_argument("--no-cache", action="store_true", help="recompute everything, even if a cached result exists")
+
+
+def cache_budget(text: str) -> int:
+    """--cache-budget: gigabytes (2**30 bytes, a decimal allowed) -> bytes, within CACHE_BUDGET_GB_RANGE."""
+    from engine.cache import CACHE_BUDGET_GB_RANGE
+
+    low, high = CACHE_BUDGET_GB_RANGE
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"cache budget {text!r} is not a number of GB from {low} to {high}")
+    return int(value * (1 << 30))
 
 
 MAX_WORKING_SIZE = 2048  # a sanity bound for the option, far above what fits a consumer GPU
@@ -195,7 +215,8 @@ def engine_from_args(args):
     source = ModelSource(sd=args.model, dinov2=args.dinov2, depth=args.depth_model, offline=args.offline,
                          allow_pickle=args.allow_pickle, single_file_config=args.model_config)
     engine = Engine(source, device=args.device, precision=args.precision,
-                    cache_dir=Path(args.cache_dir) if args.cache_dir else None, use_cache=not args.no_cache)
+                    cache_dir=Path(args.cache_dir) if args.cache_dir else None, use_cache=not args.no_cache,
+                    cache_budget=args.cache_budget)
     if engine.cache is not None:
         engine.cache.check_writable()  # before the work, which would otherwise end on the cache write
     return engine

@@ -46,9 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = AppSettings()
     folder = Path(args.data_dir) if args.data_dir else data_folder()
-    cache_dir = settings.preferences().cache_dir
     try:
-        lock = claim_data_folder(folder, [Path(cache_dir)] if cache_dir else [])  # held until the app exits
+        lock = claim_data_folder(folder, [settings.preferences().cache_folder()])  # held until the app exits
     except DataFolderUnavailable as exc:
         from PySide6.QtWidgets import QMessageBox
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from PIL import Image
 
-from .cache import DiskCache, default_cache_dir
+from .cache import DEFAULT_BUDGET_BYTES, DiskCache, default_cache_dir
 from .device import device_summary, pick_device, pick_dtype
 from .errors import InvalidRequest
 from .images import load_image, pixel_sha256
@@ -46,15 +46,17 @@ class Engine:
     thread calls analyze/match/transfer at a time. `draft` may run on a second thread beside them only when its
     analyses are already cached (quick regions, or the method's regions found in the cache, as the GUI ensures):
     otherwise it would run the UNet while a transfer has swapped its attention processors.
-    `use_cache=False` recomputes everything and writes no cache.
+    `use_cache=False` recomputes everything and writes no cache; `cache_budget`: the disk cache's size in bytes.
     """
 
     def __init__(self, models: ModelSource | None = None, device: str = "auto", precision: str = "auto",
-                 cache_dir: Path | None = None, on_event: EventCallback | None = None, use_cache: bool = True):
+                 cache_dir: Path | None = None, on_event: EventCallback | None = None, use_cache: bool = True,
+                 cache_budget: int = DEFAULT_BUDGET_BYTES):
         self.source = models or ModelSource()
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, precision)
-        self.cache = DiskCache(Path(cache_dir) if cache_dir else default_cache_dir()) if use_cache else None
+        self.cache = DiskCache(Path(cache_dir) if cache_dir else default_cache_dir(),
+                               cache_budget) if use_cache else None
         self.models = ModelBundle(self.source, self.device, self.dtype, on_event=on_event)
         # Stage 3's content/reference features per timestep (independent of z): a re-run after a pin or weight
         # change reuses them. Memory only: a 150-step run's features take gigabytes, too much to write each run.
@@ -120,8 +122,7 @@ class Engine:
         if self._drafter is None:
             from .draft import Drafter
 
-            self._drafter = Drafter(cache_dir=self.cache.root if self.cache else None,
-                                    use_cache=self.cache is not None)
+            self._drafter = Drafter(disk_cache=self.cache, use_cache=self.cache is not None)
         return self._drafter
 
     def draft(self, request: DraftRequest, on_event: EventCallback | None = None,

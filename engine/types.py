@@ -53,7 +53,8 @@ class Analysis:
 
     labels: int64 (h, w), final ids 1..K (gaps possible), on the latent grid of the working size (the size
     policy's: 64 x 64 for 512 x 512, 96 x 64 for a 512 x 768 portrait); fmix: float32 (C, h, w);
-    depth: float32 (H, W) at the image's native size (None when depth is off); c15 and vae_latent:
+    depth: float32 (H, W) at the image's native size as computed, at the label grid (h, w) as loaded from the cache
+    (the method samples it only there: the same values either way; None when depth is off); c15 and vae_latent:
     float32 (4, h, w). `steps` keeps the intermediate label maps and scores for inspection and parity.
     """
 

@@ -19,6 +19,7 @@ from PySide6.QtCore import QByteArray, QCoreApplication, QObject, Signal, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from engine.cache import default_cache_dir
 from engine.logs import LOG_NAME, default_log_dir
 from engine.models import random_weights
 
@@ -36,14 +37,14 @@ APPLICATION = "StyleGallery"
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 
 
-def make_engine(prefs: Preferences, cache_dir: Path, on_event=None) -> tuple[Any, ErrorInfo | None]:
+def make_engine(prefs: Preferences, on_event=None) -> tuple[Any, ErrorInfo | None]:
     """An Engine for `prefs` (models load lazily, on the first job), or the error that prevents one.
     `on_event` gets the model downloads' progress (on the worker thread)."""
     try:
         from engine.api import Engine
 
         return Engine(prefs.model_source(), device=prefs.device, precision=prefs.precision,
-                      cache_dir=Path(prefs.cache_dir) if prefs.cache_dir else cache_dir, on_event=on_event), None
+                      cache_dir=prefs.cache_folder(), cache_budget=prefs.cache_budget_bytes(), on_event=on_event), None
     except Exception as exc:  # shown in the window; the gallery and pins stay usable without an engine
         return None, ErrorInfo.from_exception(exc)
 
@@ -72,8 +73,7 @@ class App(QObject):
         self.controller = Controller(self.session, self.gallery, engine, model_label(prefs),
                                      random_weights(prefs.model_source()), parent=self)
         if engine is None:
-            self.controller.engine, self.controller.engine_error = make_engine(
-                prefs, self.default_cache(), self.controller.engine_event)
+            self.controller.engine, self.controller.engine_error = make_engine(prefs, self.controller.engine_event)
         self._apply_sizes(prefs)
         self.session.draft_strength, self.session.draft_preserve_colour = settings.draft_options()
         for signal in (self.session.draft_strength_changed, self.session.draft_preserve_colour_changed):
@@ -85,7 +85,8 @@ class App(QObject):
         self.controller.start()
 
     def default_cache(self) -> Path:
-        return self.data_dir / "cache"
+        """The cache folder when Settings names none: the command line's (engine.cache.default_cache_dir)."""
+        return default_cache_dir()
 
     def preferences(self) -> Preferences:
         return self.settings.preferences()
@@ -93,7 +94,7 @@ class App(QObject):
     def apply_preferences(self, prefs: Preferences) -> None:
         """Store `prefs` and switch to an engine built from them (the next job uses it)."""
         self.settings.set_preferences(prefs)
-        engine, error = make_engine(prefs, self.default_cache(), self.controller.engine_event)
+        engine, error = make_engine(prefs, self.controller.engine_event)
         self.session.show_error(None, "models")  # the old models' problems; the new ones report their own
         self._apply_sizes(prefs)
         self.controller.use_engine(engine, model_label(prefs), random_weights(prefs.model_source()), error)

@@ -15,6 +15,7 @@ from typing import Callable, TypeVar
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
+from engine.cache import CACHE_BUDGET_GB_RANGE, DEFAULT_BUDGET_BYTES, default_cache_dir
 from engine.export import DEFAULT_QUALITY, FORMAT_LABELS, QUALITY_RANGE
 from engine.params import MAX_SIDE_RANGE, ModelSource, OutputParams, Stage1Params
 
@@ -27,6 +28,7 @@ SIZE_POLICIES = ("aspect", "square")
 MAX_SIDES = tuple(range(MAX_SIDE_RANGE[0], MAX_SIDE_RANGE[1] + 1, Stage1Params.size_multiple))
 OUTPUT_SIZES = ("photo", "working", str(OutputParams.max_side // 2), str(OutputParams.max_side))  # or a long side
 UPSCALES = ("auto", "refine", "fast")
+CACHE_BUDGETS_GB = range(1, int(CACHE_BUDGET_GB_RANGE[1]) + 1)  # whole GB in the window
 _BOOL_TEXT = {"true": True, "1": True, "false": False, "0": False}
 _INVALID = object()
 
@@ -41,7 +43,8 @@ class Preferences:
     offline: bool = False
     device: str = "auto"
     precision: str = "auto"
-    cache_dir: str = ""  # empty: <data folder>/cache
+    cache_dir: str = ""  # empty: engine.cache.default_cache_dir(), the command line's too
+    cache_budget_gb: int = DEFAULT_BUDGET_BYTES >> 30
     size_policy: str = Stage1Params.size_policy
     max_side: int = Stage1Params.max_side
     output_size: str = "photo"
@@ -49,6 +52,13 @@ class Preferences:
 
     def model_source(self) -> ModelSource:
         return ModelSource(sd=self.sd, dinov2=self.dinov2, depth=self.depth, offline=self.offline)
+
+    def cache_folder(self) -> Path:
+        """The stage cache's folder: the one chosen here, else the default the command line uses as well."""
+        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+
+    def cache_budget_bytes(self) -> int:
+        return self.cache_budget_gb << 30
 
     def stage1(self, base: Stage1Params) -> Stage1Params:
         """`base` with the working size chosen here."""
@@ -103,7 +113,8 @@ def _convert(raw: object, kind: type) -> object:
 _PREFERENCE_CHECKS: dict[str, Callable[[object], bool]] = {
     "sd": bool, "dinov2": bool, "depth": bool, "device": DEVICES.__contains__, "precision": PRECISIONS.__contains__,
     "size_policy": SIZE_POLICIES.__contains__, "max_side": MAX_SIDES.__contains__,
-    "output_size": OUTPUT_SIZES.__contains__, "upscale": UPSCALES.__contains__}
+    "output_size": OUTPUT_SIZES.__contains__, "upscale": UPSCALES.__contains__,
+    "cache_budget_gb": CACHE_BUDGETS_GB.__contains__}
 
 
 class AppSettings:

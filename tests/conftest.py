@@ -27,6 +27,17 @@ def torch_threads_as_found():
     apply_thread_policy(dataclasses.replace(plan_threads(physical_cores()), torch_threads=torch.get_num_threads()))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def default_cache_in_a_temp_folder(tmp_path_factory):
+    """Engines made without a cache folder (the window's, the command line's) use $STYLEGALLERY_CACHE: a temp folder
+    here (subprocesses inherit it), never the user's own cache."""
+    from engine.cache import CACHE_ENV
+
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("default_cache"))
+    yield
+    os.environ.pop(CACHE_ENV, None)
+
+
 @pytest.fixture(scope="session")
 def parity_root() -> Path:
     """../shared/parity (the authors' outputs); tests that need it skip with a reason where it is absent."""

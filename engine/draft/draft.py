@@ -132,10 +132,15 @@ class Drafter:
     """Makes drafts; keeps the networks, style vectors (memory + disk), passes and region maps between calls."""
 
     def __init__(self, cache_dir: Path | None = None, providers: list[str] | None = None, threads: int | None = None,
-                 keep_passes: int = 16, networks: StyleNetworks | None = None, use_cache: bool = True):
+                 keep_passes: int = 16, networks: StyleNetworks | None = None, use_cache: bool = True,
+                 disk_cache: DiskCache | None = None):
         """`networks` lets several drafters share one pair of loaded sessions (else loaded on first use);
-        `use_cache=False` keeps style vectors in memory only (nothing written to disk)."""
-        self._disk = DiskCache(cache_dir if cache_dir is not None else default_cache_dir()) if use_cache else None
+        `use_cache=False` keeps style vectors in memory only (nothing written to disk); `disk_cache`: the Engine's
+        (its folder and budget) in place of one at `cache_dir`."""
+        if not use_cache:
+            self._disk = None
+        else:
+            self._disk = disk_cache or DiskCache(cache_dir if cache_dir is not None else default_cache_dir())
         self._providers = providers
         self._threads = threads
         self._networks = networks

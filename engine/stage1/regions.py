@@ -96,10 +96,16 @@ def merge_clusters(labels: torch.Tensor, n_clusters: int, latent: torch.Tensor, 
     return mapping.to(labels.device)[labels], int(kept.numel())
 
 
+def depth_at_grid(depth: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Depth (H, W) -> the label grid's (h, w) by floor-index nearest sampling: the only values of it the method
+    uses. Sampling a map already at the grid returns it unchanged, so the cache can keep this one."""
+    return F.interpolate(depth.float()[None, None], size=tuple(shape), mode="nearest")[0, 0]
+
+
 def depth_grid(depth: torch.Tensor, shape: tuple[int, int], eps: float) -> torch.Tensor:
-    """Native-size depth (H, W) -> the label grid's (h, w) by floor-index nearest sampling, min-max normalised
-    with denominator (max - min + eps)."""
-    grid = F.interpolate(depth.float()[None, None], size=tuple(shape), mode="nearest")[0, 0]
+    """Native-size depth (H, W) -> the label grid's (h, w) (`depth_at_grid`), min-max normalised with denominator
+    (max - min + eps)."""
+    grid = depth_at_grid(depth, shape)
     return (grid - grid.min()) / (grid.max() - grid.min() + eps)
 
 

@@ -8,7 +8,7 @@ device type and dtype (CPU and CUDA generators draw differently), never the file
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -22,7 +22,7 @@ from ..errors import Cancelled, InvalidRequest
 from ..images import pixel_sha256, resize_to
 from .inversion import InversionResult, ddim_invert_batch, encode_latent
 from ..params import LATENT_FACTOR, STAGE1_MAX_BATCH, Stage1Params, working_size
-from .regions import (apply_user_mask, depth_split, depth_grid, merge_clusters, remove_small_pieces,
+from .regions import (apply_user_mask, depth_at_grid, depth_split, depth_grid, merge_clusters, remove_small_pieces,
                       user_mask_grid)
 from ..types import Analysis, CancelFlag, EventCallback, StepEvent
 
@@ -182,8 +182,16 @@ def analyze_images(bundle, images: list[tuple[Image.Image, Image.Image | None]],
             results[item.index] = _finish_analysis(bundle, item, inversion, depth_model, params, advance, cancel,
                                                    keep_intermediates)
             if cache is not None:
-                save_analysis(cache, item.key, results[item.index])
+                save_analysis(cache, item.key, _depth_at_grid(results[item.index]))
     return results
+
+
+def _depth_at_grid(analysis: Analysis) -> Analysis:
+    """`analysis` with its depth at the label grid, as the cache keeps it: the method samples the depth only there,
+    so a loaded analysis segments the same, and a 12-megapixel photo's native-size map (48 MB) is never written."""
+    if analysis.depth is None:
+        return analysis
+    return replace(analysis, depth=depth_at_grid(torch.from_numpy(analysis.depth), analysis.labels.shape).numpy())
 
 
 def _inversion_batches(pending: list[_Pending]) -> list[list[_Pending]]:

@@ -1,19 +1,22 @@
 """Settings: model sources (hub id, local folder or .safetensors file), each with its licence, device, precision,
-cache folder, the working and result sizes. The licences come from `engine.licences`; the depth model can be switched to the commercial one."""
+cache folder (its size, its limit and a Clear button), the working and result sizes. The licences come from
+`engine.licences`; the depth model can be switched to the commercial one."""
 from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget)
+                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from engine.licences import depth_note, licence_of, licence_summary
 from engine.params import DEPTH_SOURCES, FAST_MODES
 
-from ..settings import (DEVICES, MAX_SIDES, OUTPUT_SIZES, PRECISIONS, SIZE_POLICIES, UPSCALES, Preferences,
-                        sd_source_kind)
+from ..cache_folder import CacheFolderTask, CacheReport, clear, measure
+from ..settings import (CACHE_BUDGETS_GB, DEVICES, MAX_SIDES, OUTPUT_SIZES, PRECISIONS, SIZE_POLICIES, UPSCALES,
+                        Preferences, sd_source_kind)
 
 SOURCE_KINDS = {"hub": "Hugging Face hub id", "folder": "Local diffusers folder", "file": ".safetensors file"}
 OTHER_DEPTH = "Other: a hub id or a local folder"
@@ -75,8 +78,22 @@ class SettingsDialog(QDialog):
         self.precision.setToolTip("auto = fp16 on a GPU, fp32 on the CPU")
         self.cache = QLineEdit(prefs.cache_dir)
         self.cache.setPlaceholderText(default_cache)
+        self.cache.editingFinished.connect(self.measure_cache)
+        self._default_cache = default_cache
         cache_browse = QPushButton("Browse…")
         cache_browse.clicked.connect(partial(self._browse_folder, self.cache, "Cache folder"))
+        self.cache_budget = QSpinBox()
+        self.cache_budget.setRange(CACHE_BUDGETS_GB.start, CACHE_BUDGETS_GB.stop - 1)
+        self.cache_budget.setSuffix(" GB")
+        self.cache_budget.setValue(prefs.cache_budget_gb)
+        self.cache_budget.setToolTip("When the cache grows past this, the analyses used longest ago are deleted "
+                                     "(they are made again when needed)")
+        self.cache_size = self._note()
+        self.cache_clear = QPushButton("Clear cache")
+        self.cache_clear.setToolTip("Delete the stored analyses; they are made again when needed")
+        self.cache_clear.clicked.connect(self.clear_cache)
+        self._cache_task = CacheFolderTask()
+        self._cache_task.finished.connect(self._cache_reported)
         self.size_policy = _combo({key: POLICY_NAMES[key] for key in SIZE_POLICIES}, prefs.size_policy)
         self.size_policy.setToolTip("The shape the method works at. Square squashes a photo that is not square.")
         self.max_side = _combo({side: str(side) for side in MAX_SIDES}, prefs.max_side)
@@ -101,6 +118,8 @@ class SettingsDialog(QDialog):
         form.addRow("Device", self.device)
         form.addRow("Precision", self.precision)
         form.addRow("Cache folder", _row(self.cache, cache_browse))
+        form.addRow("Cache size limit", _row(self.cache_budget, self.cache_clear))
+        form.addRow("", self.cache_size)
         form.addRow("Working shape", self.size_policy)
         form.addRow("Working long side at most", self.max_side)
         form.addRow("Result size", self.output_size)
@@ -117,6 +136,7 @@ class SettingsDialog(QDialog):
         self._prefs = prefs
         self._kind_changed()
         self._sources_changed()
+        self.measure_cache()
 
     @staticmethod
     def _note(text: str = "") -> QLabel:
@@ -165,19 +185,43 @@ class SettingsDialog(QDialog):
         path = QFileDialog.getExistingDirectory(self, title)
         if path:
             edit.setText(path)
+            if edit is self.cache:
+                self.measure_cache()
+
+    def cache_folder(self) -> Path:
+        """The folder the cache line is about: the one typed in, else the default."""
+        return Path(self.cache.text().strip() or self._default_cache).expanduser()
+
+    @Slot()
+    def measure_cache(self) -> None:
+        self.cache_size.setText("Measuring the cache…")
+        self._cache_task.start(measure, self.cache_folder())
+
+    @Slot()
+    def clear_cache(self) -> None:
+        """Empty the cache folder shown, off the UI thread (a large cache takes a while to delete)."""
+        self.cache_clear.setEnabled(False)
+        self.cache_size.setText("Clearing the cache…")
+        self._cache_task.start(clear, self.cache_folder())
+
+    @Slot(object)
+    def _cache_reported(self, report: CacheReport) -> None:
+        self.cache_size.setText(report.text)
+        self.cache_clear.setEnabled(True)
 
     def preferences(self) -> Preferences:
         return replace(self._prefs, sd=self.sd.text().strip() or Preferences.sd,
                        dinov2=self.dinov2.text().strip() or Preferences.dinov2,
                        depth=self.depth.text().strip() or Preferences.depth, offline=self.offline.isChecked(),
                        device=self.device.currentText(), precision=self.precision.currentText(),
-                       cache_dir=self.cache.text().strip(), size_policy=self.size_policy.currentData(),
+                       cache_dir=self.cache.text().strip(), cache_budget_gb=self.cache_budget.value(),
+                       size_policy=self.size_policy.currentData(),
                        max_side=self.max_side.currentData(), output_size=self.output_size.currentData(),
                        upscale=self.upscale.currentData())
 
 
-def _row(edit: QLineEdit, browse: QPushButton) -> QHBoxLayout:
-    """A path field with its Browse… button."""
+def _row(edit: QWidget, browse: QPushButton) -> QHBoxLayout:
+    """A field with its button (a path and its Browse…)."""
     row = QHBoxLayout()
     row.addWidget(edit, 1)
     row.addWidget(browse)
