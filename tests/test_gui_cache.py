@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.cache import CACHE_ENV, DiskCache, cache_entries
+from engine.cache import CACHE_ENV, DiskCache, cache_entries, cache_size
+from engine.wording import byte_size
 from tests.test_gui_support import make_window  # noqa: F401 (fixture)
 
 pytest.importorskip("pytestqt")
@@ -77,9 +78,10 @@ def test_settings_shows_the_cache_size_and_clear_empties_it_off_the_ui_thread(qt
     from gui.widgets.settings_dialog import SettingsDialog
 
     _filled_cache(tmp_path / "cache")
+    size = byte_size(cache_size(tmp_path / "cache"))
     dialog = SettingsDialog(Preferences(cache_dir=str(tmp_path / "cache"), cache_budget_gb=7), "unused")
     qtbot.addWidget(dialog)
-    qtbot.waitUntil(lambda: dialog.cache_size.text() == "15.9 kB in 2 entries")
+    qtbot.waitUntil(lambda: dialog.cache_size.text() == f"{size} in 2 entries")
     assert dialog.cache_budget.value() == 7
     dialog.cache_budget.setValue(3)
     assert dialog.preferences().cache_budget_gb == 3
@@ -96,7 +98,7 @@ def test_settings_shows_the_cache_size_and_clear_empties_it_off_the_ui_thread(qt
     dialog.cache_clear.click()  # returns at once: the window stays responsive while the disk works
     assert dialog.cache_size.text() == "Clearing the cache…" and not dialog.cache_clear.isEnabled()
     release.set()
-    qtbot.waitUntil(lambda: dialog.cache_size.text().startswith("Cleared 15.9 kB"))
+    qtbot.waitUntil(lambda: dialog.cache_size.text() == f"Cleared {size}; now 0 B in 0 entries")
     assert cache_entries(tmp_path / "cache") == [] and dialog.cache_clear.isEnabled()
 
 
