@@ -28,7 +28,7 @@ from engine.draft import Drafter  # noqa: E402
 from engine.draft.onnx_models import StyleNetworks  # noqa: E402
 from engine.images import load_image  # noqa: E402
 from engine.models import ModelBundle  # noqa: E402
-from engine.params import ModelSource, Stage1Params  # noqa: E402
+from engine.params import DraftParams, ModelSource, Stage1Params  # noqa: E402
 from engine.stage1.segment import analyze_image  # noqa: E402
 from engine.threads import physical_cores, plan_threads, usable_cpus  # noqa: E402
 
@@ -86,7 +86,7 @@ def main() -> int:
             for _ in range(args.drafts):
                 with tempfile.TemporaryDirectory() as cache:
                     Drafter(cache_dir=Path(cache), networks=networks, use_cache=False).draft(
-                        photo, [reference], size=args.size)
+                        photo, [reference], DraftParams(size=args.size))
 
         drafts()  # warm-up: first onnxruntime runs and imports are one-offs
         for together in (False, True):

@@ -17,7 +17,7 @@ import gui.result_export
 from gui.widgets.images import pil_from_qimage
 from gui.widgets.export_dialog import ExportDialog
 from tests.test_gui_draft import open_photo, wait_draft
-from tests.test_gui_support import FakeEngine, make_window, wait_idle, write_image  # noqa: F401 (fixture)
+from tests.test_gui_support import FakeEngine, make_window, wait_idle  # noqa: F401 (fixture)
 
 pytest.importorskip("pytestqt")
 
