@@ -139,8 +139,10 @@ class Drafter:
         (its folder and budget) in place of one at `cache_dir`."""
         if not use_cache:
             self._disk = None
+        elif disk_cache is not None:
+            self._disk = disk_cache
         else:
-            self._disk = disk_cache or DiskCache(cache_dir if cache_dir is not None else default_cache_dir())
+            self._disk = DiskCache(cache_dir if cache_dir is not None else default_cache_dir())
         self._providers = providers
         self._threads = threads
         self._networks = networks
