@@ -99,6 +99,11 @@ def test_a_reference_edit_on_another_grid_is_left_out(make_window, qtbot, tmp_pa
     _, request = window.controller.transfer_request()
     assert all(ref.region_edit is None for ref in request.references)  # never applied on the wrong cells
     assert request.content == original.content and request.pins == original.pins  # the rest was restored
+    drop_files(window, [out.with_suffix(".json")])  # again, the reference analysed now: checked at once
+    wait_idle(qtbot, window)
+    assert window.session.error.kind == "region_edit_dropped" and "ref2" in window.session.error.message
+    assert all(ref.region_edit is None for ref in window.controller.transfer_request()[1].references)
+    assert window.session.pins and window.session.region_override is not None
 
 
 def test_a_missing_reference_is_named_in_the_banner(make_window, qtbot, tmp_path, saved, monkeypatch):
