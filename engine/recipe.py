@@ -101,10 +101,12 @@ def _image_document(ref: ImageRef, name: str | None = None) -> dict:
             "user_mask": None if ref.user_mask is None else _image_document(ImageRef(ref.user_mask))}
 
 
-def inputs_document(content: Path, references: list[Path]) -> dict:
-    """A draft's inputs, path-free: {"content": {"name", "sha256"}, "references": [...]}."""
+def inputs_document(content: Path, references: list[Path], reference_names: list[str] | None = None) -> dict:
+    """A draft's inputs, path-free: {"content": {"name", "sha256"}, "references": [...]}. `reference_names`: how
+    the artist knows the references (the gallery's names), in place of their file names (a gallery copy's is an id)."""
+    names = reference_names or [Path(p).name for p in references]
     return {"content": {"name": Path(content).name, "sha256": image_sha256(Path(content))},
-            "references": [{"name": Path(p).name, "sha256": image_sha256(Path(p))} for p in references]}
+            "references": [{"name": name, "sha256": image_sha256(Path(p))} for p, name in zip(references, names)]}
 
 
 def public_model(model: str) -> tuple[str, str]:

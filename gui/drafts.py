@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -196,21 +197,31 @@ class DraftController(QObject):
             self._finished()
 
 
-def save_draft(path: Path, draft, content: Path, references: list[Path], random_weights: bool) -> Path:
+def save_draft(path: Path, draft, content: Path, references: DraftReferences, random_weights: bool) -> Path:
     """The draft as a PNG whose `stylegallery` text chunk says what it is (a draft, its regions named in words)."""
     return save_png(path, draft.image, draft_metadata(draft, content, references, random_weights))
 
 
-def draft_reference_paths(session, gallery) -> list[Path]:
-    """The files of the references the draft was made with, in its matches' order (those still in the gallery)."""
-    return [gallery.path(ref_id) for ref_id in session.draft_refs if gallery.get(ref_id) is not None]
+@dataclass(frozen=True)
+class DraftReferences:
+    """The references a draft was made with, in its matches' order: their files and gallery names."""
+
+    paths: list[Path]
+    names: list[str]
 
 
-def draft_metadata(draft, content: Path, references: list[Path], random_weights: bool) -> dict:
-    """What a saved or exported draft says of itself: a draft, its regions named in words, its inputs."""
+def draft_references(session, gallery) -> DraftReferences:
+    """The draft's references that are still in the gallery."""
+    refs = [ref for ref in map(gallery.get, session.draft_refs) if ref is not None]
+    return DraftReferences([gallery.path(ref.id) for ref in refs], [ref.name for ref in refs])
+
+
+def draft_metadata(draft, content: Path, references: DraftReferences, random_weights: bool) -> dict:
+    """What a saved or exported draft says of itself: a draft, its regions named in words, its inputs (the
+    references by their gallery names)."""
     meta = draft.metadata()
     meta["regions"]["label"] = regions_text(draft, random_weights)
     if draft.region_source == "method" and random_weights:
         meta["regions"]["random_weights"] = True
-    meta["inputs"] = inputs_document(content, references)  # names and pixel hashes, never paths
+    meta["inputs"] = inputs_document(content, references.paths, references.names)  # names and hashes, never paths
     return meta

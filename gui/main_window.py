@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, Q
 from engine.wording import count
 
 from .app import App
-from .drafts import draft_reference_paths, save_draft
+from .drafts import draft_references, save_draft
 from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .model.session import PinTarget
@@ -242,7 +242,7 @@ class MainWindow(QMainWindow):
 
     def save_draft_to(self, path: Path) -> None:
         """The draft PNG with what it is (draft, quick or method regions, matches, strength) in its metadata."""
-        refs = draft_reference_paths(self.session, self.gallery)
+        refs = draft_references(self.session, self.gallery)
         self._write_png(path, lambda out: save_draft(out, self.session.draft, self.session.content, refs,
                                                      self.session.random_weights))
 

@@ -2,9 +2,10 @@
 
 The recipe (engine/recipe.py) names images by pixel hash. The photo is looked for where this computer last opened
 it (its saved session), then in the dropped file's folder and the gallery, else the artist is asked to locate it;
-the references are looked up in the gallery. Then the photo opens with the result's pins, region edit and every
-parameter, and the gallery's checkboxes are set so that the next run uses exactly the result's references, in the
-same order: Run makes the same TransferRequest. References not in the gallery are listed by name in the banner.
+the references are looked up in the gallery. Then the photo opens with the result's pins, region edits (the
+photo's and each reference's) and every parameter, and the gallery's checkboxes are set so that the next run uses
+exactly the result's references, in the same order: Run makes the same TransferRequest. References not in the
+gallery are listed by name in the banner.
 """
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from PySide6.QtCore import QMimeData, QObject
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from engine.errors import InvalidRequest
+from engine.types import TransferRequest
 from engine.recipe import (RESULT_SUFFIXES, Resolution, is_result_file, photo_candidates, read_recipe,
                            resolve_recipe)
 from engine.wording import count
@@ -117,7 +120,8 @@ class ResultRestorer(QObject):
         # the controller lists pinned-only references in the order of their first pin: pin them in the run's order
         pins.sort(key=lambda pin: pinned_only.index(pin[1].ref_id) if pin[1].ref_id in pinned_only else -1)
         edit = request.content.region_edit
-        session.restore_pins(pins, None if edit is None else edit.override)
+        session.restore_pins(pins, None if edit is None else edit.override,
+                             self._reference_overrides(ids, request, name))
         session.restore_parameters(request.stage3)
         if resolution.missing:
             session.show_error(ErrorInfo(
@@ -131,6 +135,25 @@ class ResultRestorer(QObject):
                                          "left out", "The parameters and references were restored."), TOPIC)
         session.status = f"Restored how {name} was made: ready to run"
         return True
+
+    def _reference_overrides(self, ids: list[str], request: TransferRequest, name: str) -> dict[str, np.ndarray | None]:
+        """Gallery id -> the run's edit of that reference's map (None: the run had none). An edit on another grid than
+        the reference's analysis here is left out with a notice; one whose reference is not analysed yet is checked
+        when its analysis arrives (`Session.fit_reference_edit`)."""
+        gallery, overrides, unfit = self.controller.gallery, {}, []
+        for ref_id, ref in zip(ids, request.references):
+            override = None if ref.region_edit is None else ref.region_edit.override
+            analysis = gallery.analysis(ref_id)
+            if override is not None and analysis is not None and override.shape != analysis.labels.shape:
+                unfit.append(gallery.get(ref_id).name)
+                override = None
+            overrides[ref_id] = override
+        if unfit:
+            self.controller.session.show_error(ErrorInfo(
+                "region_edit_dropped", f"The region edit of {', '.join(unfit)} in {name} does not fit "
+                f"{'its' if len(unfit) == 1 else 'their'} regions here (another grid): it was left out",
+                "The rest was restored; paint that reference's regions again if needed."), TOPIC)
+        return overrides
 
     def _check_references(self, ids: list[str], pinned: set[str]) -> list[str]:
         """Check exactly the run's references `ids` but those in it by their pin only (returned, in the run's order),

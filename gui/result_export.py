@@ -24,7 +24,7 @@ from engine.export import (FORMAT_LABELS, SUFFIXES, export_image, format_for, re
                            write_atomic)
 from engine.wording import count
 
-from .drafts import draft_metadata, draft_reference_paths
+from .drafts import draft_metadata, draft_references
 from .model.disk_errors import disk_error_info
 from .model.errors import ErrorInfo
 from .settings import AppSettings
@@ -70,7 +70,7 @@ class ResultExporter(QObject):
             draft = session.draft
             if draft is None:
                 return None
-            metadata = draft_metadata(draft, session.content, draft_reference_paths(session, self.gallery),
+            metadata = draft_metadata(draft, session.content, draft_references(session, self.gallery),
                                       session.random_weights)
             texts = {"stylegallery": json.dumps(metadata)}
             return ShownPicture(np.asarray(draft.image, np.uint8), texts,

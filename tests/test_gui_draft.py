@@ -125,12 +125,16 @@ def test_without_the_model_a_draft_on_quick_regions_and_one_explanation(make_win
     assert pinned.matches[2].style_index == 1 and window.session.pins_source == "quick"
     assert window.matches_panel.table.rowCount() == 2
 
+    window.gallery.rename(window.gallery.references[1].id, "Sunset, blue")
     out = tmp_path / "saved-draft.png"
     window.save_draft_to(out)
     with Image.open(out) as saved:
         meta = json.loads(saved.info["stylegallery"])
     assert meta["kind"] == "draft" and meta["regions"]["source"] == "quick"
     assert meta["regions"]["label"].startswith("quick regions")
+    names = [ref["name"] for ref in meta["inputs"]["references"]]  # the gallery's names, not its copies' file names
+    assert names == [window.gallery.get(ref_id).name for ref_id in window.session.draft_refs]
+    assert sorted(names) == ["Sunset, blue", "ref0"]
 
 
 def test_quick_region_pins_are_cleared_when_the_method_regions_arrive(qtbot, tmp_path):

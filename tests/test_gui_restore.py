@@ -4,6 +4,7 @@ A reference not in the gallery is named in the banner; a photo not found is aske
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 
 import numpy as np
@@ -36,6 +37,10 @@ def saved(make_window, qtbot, tmp_path):
     override = np.zeros((64, 64), np.int64)
     override[:8, :8] = 4
     session.edit_regions(override, "Brush")
+    automatic = gallery.analysis(ids[2]).labels  # and a reference's map, edited the same way
+    ref_override = np.zeros(automatic.shape, np.int64)
+    ref_override[-8:, -8:] = 5
+    session.edit_regions(ref_override, "Brush", ids[2], automatic)
     session.pin(4, PinTarget(ids[0]))
     session.pin(1, PinTarget(ids[2], 2))
     session.fast_mode = "lcm"
@@ -44,6 +49,7 @@ def saved(make_window, qtbot, tmp_path):
         queued = controller.run()
     original = queued.request
     assert [ref.path for ref in original.references] == [gallery.path(i) for i in (ids[1], ids[2], ids[0])]
+    assert np.array_equal(original.references[1].region_edit.override, ref_override)
     out = photo.parent / "photo-stylegallery.png"
     window.save_result_to(out)
     window.close()
@@ -70,10 +76,34 @@ def test_a_dropped_result_restores_the_exact_request(make_window, qtbot, tmp_pat
     wait_idle(qtbot, window)
     ids, request = window.controller.transfer_request()
     assert request == original
+    assert request.references[1].region_edit == original.references[1].region_edit  # the reference's edit too
     assert window.session.fast_mode == "lcm" and window.generation_panel.isEnabled()
     assert window.session.messages == ()
-    window.session.undo_stack.undo()  # the pins and the edit came as one undo step
+    window.session.undo_stack.undo()  # the pins and the edits came as one undo step
     assert window.session.pins == {} and window.session.region_override is None
+    assert window.session.reference_overrides == {}
+    assert all(ref.region_edit is None for ref in window.controller.transfer_request()[1].references)
+
+
+def test_a_reference_edit_on_another_grid_is_left_out(make_window, qtbot, tmp_path, saved):
+    original, out, photo = saved
+    envelope = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    edited = next(ref for ref in envelope["data"]["references"] if ref["region_edit"])
+    edited["region_edit"] = {"rows": 2, "cols": 2, "cells": [5, 0, 0, 0]}  # not the reference's 64x64 grid
+    out.with_suffix(".json").write_text(json.dumps(envelope), encoding="utf-8")
+    window = fresh_window(make_window, tmp_path)
+    drop_files(window, [out.with_suffix(".json")])
+    qtbot.waitUntil(lambda: window.session.analysis is not None, timeout=20000)
+    wait_idle(qtbot, window)
+    assert window.session.error.kind == "region_edit_dropped" and "region edit" in window.banner.text()
+    _, request = window.controller.transfer_request()
+    assert all(ref.region_edit is None for ref in request.references)  # never applied on the wrong cells
+    assert request.content == original.content and request.pins == original.pins  # the rest was restored
+    drop_files(window, [out.with_suffix(".json")])  # again, the reference analysed now: checked at once
+    wait_idle(qtbot, window)
+    assert window.session.error.kind == "region_edit_dropped" and "ref2" in window.session.error.message
+    assert all(ref.region_edit is None for ref in window.controller.transfer_request()[1].references)
+    assert window.session.pins and window.session.region_override is not None
 
 
 def test_a_missing_reference_is_named_in_the_banner(make_window, qtbot, tmp_path, saved, monkeypatch):

@@ -326,13 +326,18 @@ class Session(QObject):
             self.pin(region, None)
         self.undo_stack.endMacro()
 
-    def restore_pins(self, pins: list[tuple[int, PinTarget]], region_override: np.ndarray | None) -> None:
-        """A saved result's pins (made on the method's regions, in this order) and region edit in place of this
-        photo's, as one undo step."""
+    def restore_pins(self, pins: list[tuple[int, PinTarget]], region_override: np.ndarray | None,
+                     reference_overrides: dict[str, np.ndarray | None] | None = None) -> None:
+        """A saved result's pins (made on the method's regions, in this order) and region edits in place of this
+        photo's, as one undo step: the photo's, and each of the run's references' (gallery id -> its edit, None for
+        none), so a reference edited since the run gets the run's map back."""
+        no_edit = np.zeros((1, 1), np.int64)
         self.undo_stack.beginMacro("Restore a result's pins and regions")
         self.clear_pins()
-        self.edit_regions(region_override if region_override is not None else np.zeros((1, 1), np.int64),
-                          "Restore the region edit")
+        self.edit_regions(region_override if region_override is not None else no_edit, "Restore the region edit")
+        for ref_id, override in (reference_overrides or {}).items():  # before the pins, which may name its regions
+            self.edit_regions(override if override is not None else no_edit, "Restore a reference's region edit",
+                              ref_id)
         self.pins_source = "method"
         for region, target in pins:
             self.pin(region, target)
