@@ -10,7 +10,7 @@ from PIL import Image
 
 import main
 from cli.batch import EXIT_SOME_SKIPPED, batch_outputs, content_photos
-from tests.test_cli_run import engine_args, interrupt_at_first_step
+from tests.test_cli_run import ctrl_c_at_first_step, engine_args  # noqa: F401 (a fixture)
 from tests.test_draft_engine import WARM, requires_draft, synthetic_painting, synthetic_photo
 
 
@@ -115,8 +115,7 @@ def test_run_batch_loads_the_models_once_and_writes_one_result_per_photo(tiny_mo
 
 
 def test_ctrl_c_stops_the_batch_keeping_the_partial_result(tiny_model_source, tiny_cache_dir, sample_images,
-                                                           tmp_path, capsys, monkeypatch):
-    interrupt_at_first_step(monkeypatch)
+                                                           tmp_path, capsys, ctrl_c_at_first_step):
     out = tmp_path / "results"
     code = main.main(["run", "--content", str(sample_images["content"]), str(sample_images["ref1"]), "--style",
                       str(sample_images["ref0"]), "--steps", "20", "--out", str(out),

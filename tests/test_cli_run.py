@@ -10,6 +10,8 @@ import errno
 import json
 import os
 import signal
+import threading
+import time
 
 import pytest
 from PIL import Image
@@ -159,23 +161,37 @@ def test_a_save_that_fails_after_the_work_keeps_the_result(tiny_model_source, ti
     assert not list(tmp_path.glob("result*"))  # nothing half-written where the save failed
 
 
-def interrupt_at_first_step(monkeypatch) -> None:
-    """`run`'s progress bar presses Ctrl-C at the optimisation's first step (of every photo)."""
+@pytest.fixture
+def ctrl_c_at_first_step(monkeypatch):
+    """`run`'s progress bar presses Ctrl-C at the optimisation's first step (of every photo) and holds that step until
+    the main thread has taken the KeyboardInterrupt: with tiny models the other steps would otherwise be over before
+    a busy machine schedules the main thread, and the run would finish uncancelled."""
     from cli import run
+
+    taken = threading.Event()
+
+    def take(signum, frame):
+        taken.set()
+        signal.default_int_handler(signum, frame)  # KeyboardInterrupt, as without this fixture
 
     class InterruptAtFirstStep(run.ProgressBar):
         def __call__(self, event):
             super().__call__(event)
             if event.stage == "transfer" and event.step == 1:
+                taken.clear()
                 os.kill(os.getpid(), signal.SIGINT)  # as the terminal does: KeyboardInterrupt on the main thread
+                assert taken.wait(60)
+                time.sleep(1.0)  # the main thread sets the run's cancel flag right after taking the interrupt
 
     monkeypatch.setattr(run, "ProgressBar", InterruptAtFirstStep)
+    previous = signal.signal(signal.SIGINT, take)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def test_ctrl_c_writes_the_partial_result(tiny_model_source, tiny_cache_dir, sample_images, tmp_path, capsys,
-                                          monkeypatch):
+                                          ctrl_c_at_first_step):
     """Ctrl-C during the optimisation: the run stops at its next step and writes OUT-partial.png/.json."""
-    interrupt_at_first_step(monkeypatch)
     out = tmp_path / "result.png"
     args = run_args(sample_images, out, *engine_args(tiny_model_source, tiny_cache_dir))
     args[args.index("--steps") + 1] = "20"
