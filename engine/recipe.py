@@ -178,7 +178,8 @@ def parameters_text(document: dict) -> str:
         "References": ", ".join(ref["name"] for ref in references),
         "Pins": ", ".join(f"{p['content_region']}={p['style_index']}"
                           + ("" if p["style_region"] is None else f":{p['style_region']}") for p in document["pins"]),
-        "Region edit": "yes" if document["content"]["region_edit"] else "no",
+        "Region edit": ", ".join([document["content"]["name"]] * bool(document["content"]["region_edit"])
+                                 + [ref["name"] for ref in references if ref["region_edit"]]) or "no",
         "Random weights": "yes" if document["random_weights"] else "",
         "Status": f"cancelled at {document['steps_done']}/{document['steps_total']}" if document["partial"] else "",
         "Version": f"StyleGallery recipe {RECIPE_VERSION}",

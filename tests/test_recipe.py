@@ -111,7 +111,21 @@ def test_parameters_chunk_is_a1111_key_value_pairs(photos, tmp_path):
     assert pairs["Steps"] == "9" and pairs["Seed"] == "3" and pairs["Size"] == "30x40"
     assert pairs["Sampler"] == "LCM" and pairs["Model"] == "sd15" and pairs["Model hash"] == "0123456789abcdef"
     assert json.loads(pairs["References"]) == "Sunset, Night, blue, Ink"  # a comma inside: quoted, as A1111 does
-    assert json.loads(pairs["Pins"]) == "1=2, 2=0:3, 3=1:1" and pairs["Region edit"] == "yes"
+    assert json.loads(pairs["Pins"]) == "1=2, 2=0:3, 3=1:1" and pairs["Region edit"] == "content.png"
+
+
+def test_parameters_chunk_names_every_edited_map(photos, tmp_path):
+    """The photo's edit and each reference's (a pin can name an edited reference region) are listed by name."""
+    request = original_request(photos)
+    request.references[1] = ImageRef(photos["ref1"], region_edit=region_edit())
+    out = save(photos, tmp_path / "result.png", request, reference_names=["Sunset", "Night", "Ink"])
+    with Image.open(out) as image:
+        _, pairs = parse_parameters(image.text["parameters"])
+    assert json.loads(pairs["Region edit"]) == "content.png, Night"
+    request.content = ImageRef(photos["content"])
+    request.references[1] = ImageRef(photos["ref1"])
+    with Image.open(save(photos, tmp_path / "plain.png", request)) as image:
+        assert parse_parameters(image.text["parameters"])[1]["Region edit"] == "no"
 
 
 @pytest.mark.parametrize("suffix", [".png", ".json"])
