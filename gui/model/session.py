@@ -367,18 +367,21 @@ class Session(QObject):
 
     def reference_labels(self, ref_id: str, automatic: np.ndarray | None) -> np.ndarray | None:
         """Reference `ref_id`'s map as shown, matched and pinned: its `automatic` labels with the artist's edit."""
-        override = self.reference_overrides.get(ref_id)
-        if automatic is None or override is None or override.shape != automatic.shape:
-            return automatic
-        return edited_labels(automatic, override)
+        override = self._fitting_override(ref_id, automatic)
+        return automatic if override is None else edited_labels(automatic, override)
 
     def reference_edit(self, ref_id: str, automatic: np.ndarray | None) -> RegionEdit | None:
         """Reference `ref_id`'s edit for engine requests: None without one, or when it does not fit the `automatic`
         labels it would apply to (not analysed yet, or analysed at another working size)."""
+        override = self._fitting_override(ref_id, automatic)
+        return None if override is None else RegionEdit(override)
+
+    def _fitting_override(self, ref_id: str, automatic: np.ndarray | None) -> np.ndarray | None:
+        """Reference `ref_id`'s hand edit when there are `automatic` labels of its grid to apply it to, else None."""
         override = self.reference_overrides.get(ref_id)
         if automatic is None or override is None or override.shape != automatic.shape:
             return None
-        return RegionEdit(override)
+        return override
 
     def fit_reference_edit(self, ref_id: str, automatic: np.ndarray) -> None:
         """A reference's analysis arrived: an edit made at another working size is set aside, with a notice (as the

@@ -79,7 +79,6 @@ class SettingsDialog(QDialog):
         self.cache = QLineEdit(prefs.cache_dir)
         self.cache.setPlaceholderText(default_cache)
         self.cache.editingFinished.connect(self.measure_cache)
-        self._default_cache = default_cache
         cache_browse = QPushButton("Browse…")
         cache_browse.clicked.connect(partial(self._browse_folder, self.cache, "Cache folder"))
         self.cache_budget = QSpinBox()
@@ -190,7 +189,7 @@ class SettingsDialog(QDialog):
 
     def cache_folder(self) -> Path:
         """The folder the cache line is about: the one typed in, else the default."""
-        return Path(self.cache.text().strip() or self._default_cache).expanduser()
+        return replace(self._prefs, cache_dir=self.cache.text().strip()).cache_folder()
 
     @Slot()
     def measure_cache(self) -> None:
