@@ -3,7 +3,7 @@ a pin drop-down), and a reference shown large with its own region map, whose reg
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
@@ -37,6 +37,7 @@ class MatchesPanel(QWidget):
         self.session: Session = controller.session
         self.gallery = controller.gallery
         self.ref_id: str | None = None  # the reference shown large
+        self._ref_picture: tuple[str, QImage] | None = None  # (ref id, its decoded picture): edits and picks reuse it
 
         self.ref_view = RegionView("Click a reference in the gallery to see its regions here")
         self.ref_view.setObjectName("referenceView")
@@ -100,10 +101,7 @@ class MatchesPanel(QWidget):
         ref = self.gallery.get(self.ref_id) if self.ref_id else None
         image = analysis = None
         if ref is not None:
-            try:
-                image = load_qimage(self.gallery.path(ref.id))
-            except StyleGalleryError:
-                image = None
+            image = self._reference_picture(ref.id)
             analysis = self.gallery.analysis(ref.id)
         self.ref_view.set_image(image)
         labels = None if analysis is None else self.session.reference_labels(ref.id, analysis.labels)
@@ -120,6 +118,16 @@ class MatchesPanel(QWidget):
                      "not analysed: needs the full model" if self.session.models_missing else "analysing…")
             self.ref_caption.setText(f"<b>{ref.name}</b> ({state})")
         self.reference_shown.emit()
+
+    def _reference_picture(self, ref_id: str) -> QImage | None:
+        """The reference's picture, decoded once per reference shown: a stroke or a pick on its map changes only the
+        labels drawn over it, and decoding the file on the UI thread for each would stall the brush."""
+        if self._ref_picture is None or self._ref_picture[0] != ref_id:
+            try:
+                self._ref_picture = ref_id, load_qimage(self.gallery.path(ref_id))
+            except StyleGalleryError:
+                return None  # not kept: a file put back later is read at the next look
+        return self._ref_picture[1]
 
     @Slot(str)
     def _reference_analysed(self, ref_id: str) -> None:
