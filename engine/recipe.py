@@ -376,7 +376,9 @@ def resolve_recipe(recipe: Recipe, gallery: Mapping[str, Path], content_candidat
         content = find_images([recipe.content], content_candidates).get(recipe.content.sha256)
         if content is None:
             return Resolution(None, None, [ref.name for ref in recipe.references if ref.sha256 not in gallery])
-    matches = recipe.content.sha256 is not None and image_sha256(content) == recipe.content.sha256
+        matches = True  # found by that very hash
+    else:
+        matches = recipe.content.sha256 is not None and image_sha256(content) == recipe.content.sha256
     missing: list[str] = []
     references: list[ImageRef] = []
     index_of: dict[int, int] = {}
