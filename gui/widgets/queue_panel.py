@@ -4,7 +4,7 @@ It only calls the `RunQueue` model; the controller starts the runs."""
 from __future__ import annotations
 
 from PySide6.QtCore import Slot
-from PySide6.QtWidgets import QHBoxLayout, QListView, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QListView, QPushButton, QVBoxLayout, QWidget
 
 from ..model.run_queue import FINISHED, RUNNING, WAITING, RunQueue
 
@@ -39,6 +39,7 @@ class QueuePanel(QWidget):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel("Run queue (Run adds to it while a run goes)"))
         layout.addWidget(self.list)
         layout.addLayout(buttons)
         runs.changed.connect(self._update_buttons)
